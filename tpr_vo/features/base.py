@@ -1,0 +1,38 @@
+"""The one interface every feature backend implements, and the factory that picks one.
+
+`extract(image)` takes a (H, W) uint8 grayscale image and returns `Features` in that image's
+pixel coordinates. Learned backends (TensorRT, ONNX Runtime, torch) share pre- and
+post-processing (`tpr_vo.features.postprocess`) so their keypoints agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from tpr_vo.config import FeaturesConfig
+from tpr_vo.types import Features
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class FeatureBackend(Protocol):
+    name: str  # e.g. "orb", "sift", "tpr/onnxruntime-cpu"
+
+    def extract(self, image: np.ndarray) -> Features:
+        """image: (H, W) uint8 grayscale -> Features."""
+        ...
+
+
+def create_backend(cfg: FeaturesConfig) -> FeatureBackend:
+    """Build the backend named by `cfg.kind` (and `cfg.backend` for tpr)."""
+    if cfg.kind in ("orb", "sift"):
+        from tpr_vo.features.classical import ClassicalBackend
+
+        return ClassicalBackend(cfg)
+    from tpr_vo.features.select import create_tpr_backend
+
+    return create_tpr_backend(cfg)
