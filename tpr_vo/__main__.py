@@ -1,0 +1,5 @@
+import sys
+
+from tpr_vo.cli import main
+
+sys.exit(main())
