@@ -1,0 +1,39 @@
+"""Shared test fixtures: where the real data lives, and a skip policy that never skips in CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("TPR_VO_DATA", ROOT.parent / "shared" / "data"))
+
+
+def require_data(relative: str) -> Path:
+    """Path under the real-data folder; skip when absent on a user's machine, fail in CI."""
+    path = data_root() / relative
+    if not path.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real data missing in CI: {path}")
+        pytest.skip(f"real data not found: {path} (set TPR_VO_DATA)")
+    return path
+
+
+@pytest.fixture
+def kitti06() -> Path:
+    return require_data("kitti/dataset/sequences/06")
+
+
+@pytest.fixture
+def kitti_gt_full() -> Path:
+    return require_data("kitti/gt_full")
+
+
+@pytest.fixture
+def graffiti() -> Path:
+    return require_data("homography/v_graf")
