@@ -33,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"tpr_vo.cli.{name}")
+        try:
+            module = importlib.import_module(f"tpr_vo.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tpr_vo.cli.{name}":
+                raise
+            continue  # command not built yet; test_cli checks that every command registers
         module.add_parser(sub)
     return parser
 
