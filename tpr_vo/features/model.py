@@ -1,0 +1,158 @@
+"""The TPR network: a small fully convolutional detector + descriptor, and its checkpoint I/O.
+
+`TPRNet.forward(image)` is the exported graph: pure tensors in, pure tensors out, no
+data-dependent control flow, only conv / BN / ReLU / pixel-shuffle / sigmoid / L2-normalise, so
+ONNX Runtime and TensorRT run it as is. Keypoint extraction (NMS, top-k, sub-pixel refinement,
+descriptor sampling) lives in `tpr_vo.features.postprocess`, shared by every backend.
+
+Layout (default width=24, descriptor_dim=64, descriptor_stride=8):
+
+    image (B,1,H,W) -> conv3x3/2 (8ch, 1/2) -> conv3x3/2 (w, 1/4) -> conv3x3/2 (2w, 1/8)
+        -> `depth` x conv3x3 (2w, 1/8) = trunk
+    trunk -> conv3x3 -> conv1x1 (64 = 8*8) -> pixel-shuffle(8) -> sigmoid  = scores (B,1,H,W)
+    trunk -> conv3x3 -> conv1x1 (D)                                      = descriptors at 1/8
+          (descriptor_stride=4: conv1x1 (4D) -> pixel-shuffle(2), plus a 1/4 skip)
+
+Full-resolution convolutions dominate CPU time (a 16-channel full-resolution stem cost ~140 ms
+per KITTI frame in a prototype), so the first conv already has stride 2 and the score map gets
+its full resolution back from pixel-shuffle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from tpr_vo.atomic import atomic_path
+from tpr_vo.errors import BackendUnavailableError, DataError
+
+log = logging.getLogger(__name__)
+
+INPUT_MULTIPLE = 32  # H and W of the network input must be multiples of this
+
+
+def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TPRNet(nn.Module):
+    """Detector + descriptor network.
+
+    Args (plain numbers only, so a checkpoint's `arch` dict rebuilds the network):
+        width: channels at 1/4 resolution; the 1/8 trunk has 2*width.
+        descriptor_dim: D, length of each descriptor.
+        descriptor_stride: 8 (descriptors at 1/8) or 4 (1/4).
+        depth: number of extra 3x3 convs in the 1/8 trunk.
+        stem_width: channels at 1/2 resolution.
+    """
+
+    def __init__(
+        self,
+        width: int = 24,
+        descriptor_dim: int = 64,
+        descriptor_stride: int = 8,
+        depth: int = 2,
+        stem_width: int = 8,
+    ) -> None:
+        super().__init__()
+        if descriptor_stride not in (4, 8):
+            raise ValueError(f"descriptor_stride must be 4 or 8, got {descriptor_stride}")
+        self.arch: dict[str, int] = {
+            "width": int(width),
+            "descriptor_dim": int(descriptor_dim),
+            "descriptor_stride": int(descriptor_stride),
+            "depth": int(depth),
+            "stem_width": int(stem_width),
+        }
+        w2 = 2 * width
+        self.stem = nn.Sequential(
+            _conv_bn_relu(1, stem_width, stride=2),
+            _conv_bn_relu(stem_width, width, stride=2),
+        )
+        self.down = _conv_bn_relu(width, w2, stride=2)
+        self.trunk = nn.Sequential(*[_conv_bn_relu(w2, w2) for _ in range(depth)])
+        self.score_head = nn.Sequential(_conv_bn_relu(w2, w2), nn.Conv2d(w2, 64, 1))
+        self.desc_body = _conv_bn_relu(w2, w2)
+        if descriptor_stride == 8:
+            self.desc_out = nn.Conv2d(w2, descriptor_dim, 1)
+            self.desc_skip = None
+        else:
+            self.desc_out = nn.Sequential(nn.Conv2d(w2, 4 * descriptor_dim, 1), nn.PixelShuffle(2))
+            self.desc_skip = nn.Conv2d(width, descriptor_dim, 1)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return self.arch["descriptor_dim"]
+
+    @property
+    def descriptor_stride(self) -> int:
+        return self.arch["descriptor_stride"]
+
+    def forward_raw(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training view: (score logits (B,1,H,W), unnormalised descriptors (B,D,H/s,W/s))."""
+        quarter = self.stem(image)
+        trunk = self.trunk(self.down(quarter))
+        logits = nnf.pixel_shuffle(self.score_head(trunk), 8)
+        desc = self.desc_out(self.desc_body(trunk))
+        if self.desc_skip is not None:
+            desc = desc + self.desc_skip(quarter)
+        return logits, desc
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image: (B, 1, H, W) float32 in [0, 1], H and W multiples of 32.
+
+        Returns scores (B, 1, H, W) float32 in [0, 1] and descriptors (B, D, H/s, W/s) float32
+        with unit L2 norm over D (s = descriptor_stride).
+        """
+        logits, desc = self.forward_raw(image)
+        return torch.sigmoid(logits), nnf.normalize(desc, p=2.0, dim=1, eps=1e-6)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def save_checkpoint(path: str | os.PathLike, model: TPRNet, meta: dict[str, Any]) -> None:
+    """Write {"arch", "state_dict", "meta"} atomically (temp file + rename)."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"arch": dict(model.arch), "state_dict": state, "meta": dict(meta)}, tmp)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TPRNet:
+    """Rebuild a TPRNet from a checkpoint written by `save_checkpoint` (or a training
+    checkpoint holding the same keys); returns it in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackendUnavailableError(f"{path}: TPR model file not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise DataError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "arch" not in ckpt or "state_dict" not in ckpt:
+        raise DataError(f"{path}: expected a checkpoint with 'arch' and 'state_dict' keys")
+    try:
+        model = TPRNet(**ckpt["arch"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{path}: checkpoint does not match TPRNet ({exc})") from exc
+    model.to(map_location)
+    model.eval()
+    return model
+
+
+def load_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The `meta` dict of a checkpoint (training command, step, data), without building a net."""
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return dict(ckpt.get("meta", {}))
