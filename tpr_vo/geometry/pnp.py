@@ -1,0 +1,184 @@
+"""Absolute pose from 3D-2D correspondences: PnP-RANSAC (OpenCV) followed by motion-only
+Levenberg-Marquardt refinement of the reprojection error with a Huber kernel, and the pose
+covariance sigma^2 (J^T W J)^-1 from the final Jacobian.
+
+The pose is `T_cam_world`; updates are left perturbations `T <- exp(delta) T` with
+delta = (tx, ty, tz, rx, ry, rz) in the camera frame (metres/map units, radians)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tpr_vo.geometry.se3 import make_T, orthonormalize, so3_exp
+
+
+@dataclass(frozen=True)
+class PnpResult:
+    """T_cam_world: (4, 4); inliers: (N,) bool; covariance_6x6 of delta; rms_px of inliers."""
+
+    T_cam_world: np.ndarray
+    inliers: np.ndarray
+    num_inliers: int
+    covariance_6x6: np.ndarray
+    rms_px: float
+
+
+def reprojection_residuals(T_cam_world, points_w, pixels_px, K):
+    """(N, 2) residuals (projected - observed) in pixels and (N,) depths."""
+    pc = points_w @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
+    z = pc[:, 2]
+    zs = np.where(np.abs(z) < 1e-9, 1e-9, z)
+    uv = (pc[:, :2] / zs[:, None]) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+    return uv - pixels_px, z
+
+
+def _jacobian(T_cam_world, points_w, K):
+    """(N, 2, 6) d(pixel)/d(delta) for the left perturbation."""
+    pc = points_w @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
+    x, y, z = pc[:, 0], pc[:, 1], np.maximum(pc[:, 2], 1e-6)
+    fx, fy = K[0, 0], K[1, 1]
+    n = len(pc)
+    J_proj = np.zeros((n, 2, 3))
+    J_proj[:, 0, 0] = fx / z
+    J_proj[:, 0, 2] = -fx * x / z**2
+    J_proj[:, 1, 1] = fy / z
+    J_proj[:, 1, 2] = -fy * y / z**2
+    # d(pc)/d(delta) = [I | -[pc]x]
+    J_pt = np.zeros((n, 3, 6))
+    J_pt[:, :, :3] = np.eye(3)
+    J_pt[:, 0, 4], J_pt[:, 0, 5] = pc[:, 2], -pc[:, 1]
+    J_pt[:, 1, 3], J_pt[:, 1, 5] = -pc[:, 2], pc[:, 0]
+    J_pt[:, 2, 3], J_pt[:, 2, 4] = pc[:, 1], -pc[:, 0]
+    return J_proj @ J_pt
+
+
+def pose_covariance(T_cam_world, points_w, pixels_px, K, min_sigma_px: float = 0.5):
+    """sigma^2 (J^T J)^-1 (6, 6) with sigma^2 the residual variance (at least min_sigma_px^2)."""
+    n = len(points_w)
+    if n < 4:
+        return np.eye(6) * 1e3
+    r, _ = reprojection_residuals(T_cam_world, points_w, pixels_px, K)
+    J = _jacobian(T_cam_world, points_w, K).reshape(-1, 6)
+    dof = max(2 * n - 6, 1)
+    sigma2 = max(float((r**2).sum()) / dof, min_sigma_px**2)
+    H = J.T @ J
+    try:
+        cov = sigma2 * np.linalg.inv(H + 1e-9 * np.eye(6))
+    except np.linalg.LinAlgError:
+        return np.eye(6) * 1e3
+    cov = 0.5 * (cov + cov.T)
+    if not np.all(np.isfinite(cov)):
+        return np.eye(6) * 1e3
+    return cov
+
+
+def refine_pose_lm(
+    T_cam_world: np.ndarray,
+    points_w: np.ndarray,
+    pixels_px: np.ndarray,
+    K: np.ndarray,
+    huber_px: float = 2.0,
+    iterations: int = 10,
+) -> np.ndarray:
+    """Motion-only Levenberg-Marquardt on the Huber-weighted reprojection error."""
+    T = T_cam_world.copy()
+    lam = 1e-3
+    if len(points_w) < 4:
+        return T
+
+    def cost_of(T_):
+        r, z = reprojection_residuals(T_, points_w, pixels_px, K)
+        e = np.linalg.norm(r, axis=1)
+        rho = np.where(e <= huber_px, 0.5 * e**2, huber_px * (e - 0.5 * huber_px))
+        rho = np.where(z > 0, rho, 0.5 * huber_px**2 * 10)
+        return float(rho.sum()), r, e
+
+    cost, r, e = cost_of(T)
+    for _ in range(iterations):
+        w = np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-12))
+        J = _jacobian(T, points_w, K)  # (N, 2, 6)
+        Jw = J * w[:, None, None]
+        H = np.einsum("nki,nkj->ij", Jw, J)
+        g = np.einsum("nki,nk->i", Jw, r)
+        improved = False
+        for _ in range(5):
+            try:
+                delta = -np.linalg.solve(H + lam * np.diag(np.diag(H) + 1e-9), g)
+            except np.linalg.LinAlgError:
+                break
+            T_new = make_T(so3_exp(delta[3:]), delta[:3]) @ T
+            new_cost, new_r, new_e = cost_of(T_new)
+            if new_cost < cost:
+                T, cost, r, e = T_new, new_cost, new_r, new_e
+                lam = max(lam * 0.3, 1e-7)
+                improved = True
+                break
+            lam *= 10.0
+        if not improved or np.linalg.norm(delta) < 1e-10:
+            break
+    T[:3, :3] = orthonormalize(T[:3, :3])
+    return T
+
+
+def solve_pnp(
+    points_w: np.ndarray,
+    pixels_px: np.ndarray,
+    K: np.ndarray,
+    threshold_px: float = 2.0,
+    confidence: float = 0.999,
+    T_guess: np.ndarray | None = None,
+    min_inliers: int = 10,
+) -> PnpResult | None:
+    """PnP-RANSAC + LM refinement; None when fewer than `min_inliers` inliers survive.
+    Seed the sample order (shuffle the inputs) for reproducible runs."""
+    n = len(points_w)
+    if n < max(min_inliers, 6):
+        return None
+    obj = np.ascontiguousarray(points_w, dtype=np.float64)
+    img = np.ascontiguousarray(pixels_px, dtype=np.float64)
+    use_guess = T_guess is not None
+    rvec0 = np.zeros((3, 1))
+    tvec0 = np.zeros((3, 1))
+    if use_guess:
+        rvec0 = cv2.Rodrigues(T_guess[:3, :3])[0]
+        tvec0 = T_guess[:3, 3].reshape(3, 1).copy()
+    try:
+        ok, rvec, tvec, inl = cv2.solvePnPRansac(
+            obj,
+            img,
+            K,
+            None,
+            rvec=rvec0,
+            tvec=tvec0,
+            useExtrinsicGuess=False,
+            iterationsCount=300,
+            reprojectionError=float(threshold_px),
+            confidence=confidence,
+            flags=cv2.SOLVEPNP_EPNP,
+        )
+    except cv2.error:
+        return None
+    if not ok or inl is None or len(inl) < min_inliers:
+        return None
+    T = make_T(cv2.Rodrigues(rvec)[0], tvec.ravel())
+    if not np.all(np.isfinite(T)):
+        return None
+    inliers = np.zeros(n, bool)
+    inliers[inl.ravel()] = True
+    T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
+    # Re-select inliers with the refined pose and refine once more on them.
+    r, z = reprojection_residuals(T, obj, img, K)
+    inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
+    if inliers.sum() < min_inliers:
+        return None
+    T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
+    r, z = reprojection_residuals(T, obj, img, K)
+    inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
+    if inliers.sum() < min_inliers or not np.all(np.isfinite(T)):
+        return None
+    cov = pose_covariance(T, obj[inliers], img[inliers], K)
+    rms = float(np.sqrt((r[inliers] ** 2).sum(1).mean()))
+    return PnpResult(T, inliers, int(inliers.sum()), cov, rms)
