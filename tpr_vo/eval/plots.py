@@ -71,7 +71,8 @@ def plot_segment_errors(errors, path: str | os.PathLike, title: str = "") -> Pat
         ax.set_xlabel("path length [m]")
         ax.set_ylabel(label)
         ax.set_xlim(0, 900)
-        ax.set_ylim(bottom=0)
+        top = max((line.get_ydata().max() for line in ax.get_lines()), default=0.0)
+        ax.set_ylim(0, 1.15 * top if top > 0 else 1.0)
         ax.grid(True, alpha=0.3)
     fig.suptitle(title or f"KITTI devkit errors ({errors.count} segments)")
     return _save(fig, path)
@@ -94,7 +95,7 @@ def plot_position_error(
     ax.set_ylabel("position error [m]")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")
     ax.set_title(title or "position error (ATE)")
     return _save(fig, path)
 
