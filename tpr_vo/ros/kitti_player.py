@@ -1,0 +1,243 @@
+"""`kitti_player`: publishes a KITTI sequence folder as a camera would.
+
+Topics (relative, so launch remaps them): image (+ right/image in stereo) as mono8 (bgr8 for
+colour), camera_info (+ right/camera_info, P[0,3] = -fx*baseline) built from calib.txt, stamped
+from times.txt. Parameters:
+  sequence (folder)      mode: mono | stereo      rate: multiple of real time; 0 = lock-step
+  loop (restart at the end; calls the node's `reset` service)   start_frame, max_frames (0 = all)
+  stamp_from_now: stamps = start time + times.txt (true) or times.txt itself (false)
+  frame_id, right_frame_id, lockstep_timeout_s, wait_for_subscribers_s
+With rate 0 the next frame goes out when the node's `odometry` for the previous one arrives (or
+after lockstep_timeout_s), so nothing is dropped and the run is as fast as the node.
+Without `loop` the player exits 0 after the last frame.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from nav_msgs.msg import Odometry
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
+
+from tpr_vo.errors import ConfigError, DataError, TprVoError
+from tpr_vo.ros.conversions import (
+    intrinsics_to_camera_info,
+    numpy_to_image_msg,
+    seconds_to_stamp,
+    stamp_key,
+)
+
+TICK_S = 0.005
+PROGRESS_EVERY = 50
+
+
+class KittiPlayer(Node):
+    def __init__(self, **node_kwargs):
+        super().__init__("kitti_player", **node_kwargs)
+        p = {
+            name: self.declare_parameter(name, default).value
+            for name, default in (
+                ("sequence", ""),
+                ("mode", "mono"),
+                ("rate", 1.0),
+                ("loop", False),
+                ("start_frame", 0),
+                ("max_frames", 0),
+                ("stamp_from_now", True),
+                ("frame_id", "camera_optical_frame"),
+                ("right_frame_id", "camera_right_optical_frame"),
+                ("lockstep_timeout_s", 10.0),
+                ("wait_for_subscribers_s", 10.0),
+            )
+        }
+        if not p["sequence"]:
+            raise ConfigError("kitti_player: parameter 'sequence' (a KITTI folder) is required")
+        if p["mode"] not in ("mono", "stereo"):
+            raise ConfigError(f"kitti_player: 'mode' must be mono or stereo, got {p['mode']!r}")
+        if p["rate"] < 0:
+            raise ConfigError(f"kitti_player: 'rate' must be >= 0, got {p['rate']}")
+        from tpr_vo.datasets import open_sequence
+
+        self.sequence = open_sequence(p["sequence"])
+        self.stereo = p["mode"] == "stereo"
+        if self.stereo and not (self.sequence.has_right and self.sequence.intrinsics.baseline_m):
+            raise ConfigError(f"{p['sequence']}: stereo needs image_1/ and P1 in calib.txt")
+        n = len(self.sequence)
+        first = min(max(int(p["start_frame"]), 0), n)
+        last = n if p["max_frames"] <= 0 else min(n, first + int(p["max_frames"]))
+        if last <= first:
+            raise ConfigError(f"{p['sequence']}: no frames in [{first}, {last})")
+        self.indices = list(range(first, last))
+        self.params = p
+        self._times = load_times_s(p["sequence"], n)
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self._image_pub = self.create_publisher(Image, "image", qos)
+        self._info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        if self.stereo:
+            self._right_image_pub = self.create_publisher(Image, "right/image", qos)
+            self._right_info_pub = self.create_publisher(CameraInfo, "right/camera_info", qos)
+        self.lockstep = p["rate"] == 0
+        self._awaiting: tuple[int, int] | None = None  # stamp whose odometry we wait for
+        self.create_subscription(Odometry, "odometry", self._on_odometry, 10)
+        self._reset_client = self.create_client(Trigger, "reset")
+        self.published = 0
+        self.done = False
+        self._cursor = 0
+        self._loop_count = 0
+        self._created_s = time.monotonic()
+        self._started_s: float | None = None
+        self._sent_s = 0.0
+        self._stamp_base_s = self._now_s() if p["stamp_from_now"] else 0.0
+        self.create_timer(TICK_S, self._tick)
+        self.get_logger().info(
+            f"playing {self.sequence.name}: frames {first}..{last - 1}, {p['mode']}, "
+            f"rate {'lock-step' if self.lockstep else p['rate']}, loop {p['loop']}"
+        )
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.done:
+            return
+        now = time.monotonic()
+        if self._started_s is None:
+            if (
+                not self._subscribers_ready()
+                and now - self._created_s < self.params["wait_for_subscribers_s"]
+            ):
+                return
+            self._started_s = now
+            self._rate_origin_s = now
+        if self.lockstep:
+            if self._awaiting is not None:
+                if now - self._sent_s < self.params["lockstep_timeout_s"]:
+                    return
+                self.get_logger().warning(
+                    f"no odometry for stamp {self._awaiting} after "
+                    f"{self.params['lockstep_timeout_s']} s; going on"
+                )
+                self._awaiting = None
+            self._advance()
+            return
+        index = self.indices[min(self._cursor, len(self.indices) - 1)]
+        due = (
+            self._rate_origin_s
+            + (self._time_of(index) - self._time_of(self.indices[0])) / (self.params["rate"])
+        )
+        if now >= due:
+            self._advance()
+
+    def _subscribers_ready(self) -> bool:
+        ready = self._image_pub.get_subscription_count() > 0
+        if self.lockstep:
+            ready = ready and self.count_publishers(self.resolve_topic_name("odometry")) > 0
+        return ready
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        if self._awaiting is not None and stamp_key(msg.header.stamp) == self._awaiting:
+            self._awaiting = None
+            if not self.done:
+                self._advance()
+
+    def _advance(self) -> None:
+        """Publish the frame at the cursor, or finish / loop at the end."""
+        if self._cursor >= len(self.indices):
+            if not self.params["loop"]:
+                self._finish()
+                return
+            self._loop_count += 1
+            self._cursor = 0
+            self._rate_origin_s = time.monotonic()
+            if self.params["stamp_from_now"]:
+                self._stamp_base_s = self._now_s()
+            if self._reset_client.service_is_ready():
+                self._reset_client.call_async(Trigger.Request())
+            self.get_logger().info(f"loop {self._loop_count}: restarting the sequence")
+        index = self.indices[self._cursor]
+        self._cursor += 1
+        self._publish_frame(index)
+
+    def _publish_frame(self, index: int) -> None:
+        frame = self.sequence[index]
+        if frame.image_left is None or (self.stereo and frame.image_right is None):
+            self.get_logger().warning(f"frame {index}: image unreadable, skipped")
+            return
+        stamp = seconds_to_stamp(self._stamp_base_s + self._time_of(index))
+        intrinsics = self.sequence.intrinsics
+        frame_id = self.params["frame_id"]
+        self._info_pub.publish(intrinsics_to_camera_info(intrinsics, stamp, frame_id))
+        if self.stereo:
+            right_id = self.params["right_frame_id"]
+            self._right_info_pub.publish(
+                intrinsics_to_camera_info(intrinsics, stamp, right_id, right=True)
+            )
+            self._right_image_pub.publish(numpy_to_image_msg(frame.image_right, stamp, right_id))
+        if self.lockstep:
+            self._awaiting = stamp_key(stamp)
+            self._sent_s = time.monotonic()
+        self._image_pub.publish(numpy_to_image_msg(frame.image_left, stamp, frame_id))
+        self.published += 1
+        if self.published % PROGRESS_EVERY == 0:
+            elapsed = time.monotonic() - (self._started_s or time.monotonic())
+            self.get_logger().info(
+                f"published {self.published} frames ({self.published / max(elapsed, 1e-9):.1f}"
+                f" fps), at frame {index} of {self.indices[-1]}"
+            )
+
+    def _finish(self) -> None:
+        elapsed = time.monotonic() - (self._started_s or time.monotonic())
+        self.get_logger().info(
+            f"done: published {self.published} frames in {elapsed:.1f} s"
+            f" ({self.published / max(elapsed, 1e-9):.1f} fps)"
+        )
+        self.done = True
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _time_of(self, index: int) -> float:
+        return self._times[index]
+
+
+def load_times_s(folder: str, num_frames: int) -> list[float]:
+    """Seconds per frame from times.txt (KITTI), else 10 Hz (KITTI's camera rate)."""
+    path = Path(folder) / "times.txt"
+    if path.is_file():
+        try:
+            times = [float(line) for line in path.read_text().split()]
+        except ValueError as exc:
+            raise DataError(f"{path}: expected one number of seconds per line ({exc})") from exc
+        if len(times) >= num_frames:
+            return times[:num_frames]
+        raise DataError(f"{path}: {len(times)} lines for {num_frames} images")
+    return [0.1 * i for i in range(num_frames)]
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = KittiPlayer()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except TprVoError as exc:
+        print(f"kitti_player: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
