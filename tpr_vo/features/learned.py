@@ -1,0 +1,97 @@
+"""What every TPR backend shares: where the model file is, and preprocess -> network ->
+postprocess with per-stage timings. A backend only supplies `_infer(tensor)`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tpr_vo.config import FeaturesConfig
+from tpr_vo.errors import BackendUnavailableError
+from tpr_vo.features.postprocess import PostprocessParams, extract_features
+from tpr_vo.features.preprocess import prepare_image
+from tpr_vo.types import Features
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "tpr_vo"
+DEFAULT_MODEL_STEM = "tpr_default"
+# The contract with the exported graph (tpr_vo.export.onnx writes these names).
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("scores", "descriptors")
+
+
+def shipped_model_dirs() -> list[Path]:
+    """Where the shipped models may live: the colcon/ament share dir, then the source tree."""
+    dirs: list[Path] = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory(PACKAGE)) / "models")
+    except Exception:  # not installed with colcon, or ament_index_python absent
+        pass
+    # `pip install -e .` and a plain checkout: <repo>/models next to <repo>/tpr_vo/.
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    return dirs
+
+
+def resolve_model_path(model_path: str, suffix: str) -> Path:
+    """The model file a backend loads: `suffix` is ".onnx" or ".pt".
+
+    `model_path == ""` means models/tpr_default<suffix> as shipped. A user path with another
+    suffix names the model family: "my.pt" gives "my.onnx" for ONNX Runtime (as `tpr-vo export`
+    writes them side by side). Raises BackendUnavailableError naming every path tried.
+    """
+    if model_path:
+        given = Path(model_path).expanduser()
+        candidates = [given if given.suffix == suffix else given.with_suffix(suffix)]
+    else:
+        candidates = [d / f"{DEFAULT_MODEL_STEM}{suffix}" for d in shipped_model_dirs()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    hint = " (create it with `tpr-vo export`)" if suffix == ".onnx" else ""
+    raise BackendUnavailableError(f"TPR model file not found: {tried}{hint}")
+
+
+class LearnedBackend:
+    """Base of the TPR backends: `extract(image) -> Features` with shared pre/post-processing.
+
+    After each call `last_timings_ms` holds {"preprocess", "network", "postprocess"} in ms.
+    """
+
+    name = "tpr"
+
+    def __init__(self, cfg: FeaturesConfig):
+        self.params = PostprocessParams.from_config(cfg)
+        self.last_timings_ms: dict[str, float] = {}
+
+    def _infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(1, 1, Hp, Wp) float32 -> scores (1, 1, Hp, Wp), descriptors (1, D, Hp/s, Wp/s)."""
+        raise NotImplementedError
+
+    def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw network outputs as float32 numpy arrays (used by parity checks)."""
+        scores, descriptors = self._infer(np.ascontiguousarray(tensor, dtype=np.float32))
+        return np.asarray(scores, np.float32), np.asarray(descriptors, np.float32)
+
+    def extract(self, image: np.ndarray) -> Features:
+        t0 = time.perf_counter()
+        net_in = prepare_image(image, self.name)
+        t1 = time.perf_counter()
+        scores, descriptors = self.infer(net_in.tensor)
+        t2 = time.perf_counter()
+        features = extract_features(
+            scores, descriptors, net_in.height_px, net_in.width_px, self.params
+        )
+        t3 = time.perf_counter()
+        self.last_timings_ms = {
+            "preprocess": (t1 - t0) * 1e3,
+            "network": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+        }
+        return features

@@ -1,0 +1,96 @@
+"""TPR features through ONNX Runtime: the CUDA execution provider when present, else the CPU one.
+
+Needs only numpy, OpenCV and onnxruntime: neither torch nor tensorrt is imported on this path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tpr_vo.config import FeaturesConfig
+from tpr_vo.errors import BackendUnavailableError
+from tpr_vo.features.learned import INPUT_NAME, OUTPUT_NAMES, LearnedBackend, resolve_model_path
+
+log = logging.getLogger(__name__)
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "ONNX Runtime is not installed: pip install onnxruntime "
+            "(or onnxruntime-gpu for the CUDA execution provider)"
+        ) from exc
+    return onnxruntime
+
+
+class OnnxRuntimeBackend(LearnedBackend):
+    """device: "auto" (CUDA when available, else CPU), "cuda" (fail without it) or "cpu".
+
+    The CPU provider uses `cfg.onnx_threads` intra-op threads (0 = ONNX Runtime's default).
+    """
+
+    def __init__(
+        self,
+        cfg: FeaturesConfig,
+        device: str = "auto",
+        onnx_path: str | os.PathLike | None = None,
+    ):
+        super().__init__(cfg)
+        if device not in ("auto", "cuda", "cpu"):
+            raise ValueError(f"OnnxRuntimeBackend: device must be auto|cuda|cpu, got {device!r}")
+        ort = import_onnxruntime()
+        path = Path(onnx_path) if onnx_path else resolve_model_path(cfg.model_path, ".onnx")
+        if not path.is_file():
+            raise BackendUnavailableError(f"TPR model file not found: {path}")
+        available = ort.get_available_providers()
+        has_cuda = CUDA_PROVIDER in available
+        if device == "cuda" and not has_cuda:
+            raise BackendUnavailableError(
+                "ONNX Runtime has no CUDA execution provider here: pip install onnxruntime-gpu "
+                "(and a CUDA GPU with its driver)"
+            )
+        use_cuda = has_cuda and device != "cpu"
+        providers = [CUDA_PROVIDER, CPU_PROVIDER] if use_cuda else [CPU_PROVIDER]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only; provider fallbacks are logged by us
+        if cfg.onnx_threads > 0:
+            options.intra_op_num_threads = cfg.onnx_threads
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BackendUnavailableError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+        if use_cuda and CUDA_PROVIDER not in session.get_providers():
+            # The provider is compiled in but its CUDA/cuDNN libraries failed to load.
+            if device == "cuda":
+                raise BackendUnavailableError(
+                    "ONNX Runtime's CUDA execution provider failed to load (CUDA/cuDNN libraries "
+                    "missing or no GPU); see onnxruntime-gpu's CUDA requirements"
+                )
+            log.warning("ONNX Runtime CUDA provider failed to load; running on CPU")
+            use_cuda = False
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if inputs != [INPUT_NAME] or sorted(outputs) != sorted(OUTPUT_NAMES):
+            raise BackendUnavailableError(
+                f"{path}: expected input {INPUT_NAME!r} and outputs {list(OUTPUT_NAMES)}, "
+                f"got inputs {inputs} and outputs {outputs}"
+            )
+        self._session = session
+        self.model_path = path
+        self.device = "cuda" if use_cuda else "cpu"
+        self.name = f"tpr/onnxruntime-{self.device}"
+        log.debug("%s: loaded %s with providers %s", self.name, path, session.get_providers())
+
+    def _infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores, descriptors = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: tensor})
+        return scores, descriptors
