@@ -1,0 +1,177 @@
+"""`tpr-vo train`: self-supervised TPR training of the detector/descriptor network."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+EPILOG = """examples:
+  # the shipped default (see models/MODEL_CARD.md for the exact command and budget)
+  tpr-vo train --out runs/default --steps 5000 --skimage --synthetic 300 \\
+      --warm-start-steps 300 --infonce 0.5 --eval-set ../shared/data/homography/v_graf
+  # pure TPR, hard labels, no curriculum (ablations)
+  tpr-vo train --out runs/hard --steps 400 --labels hard --no-curriculum
+  # continue a run in chunks (optimizer, EMA target, step, RNG restored)
+  tpr-vo train --out runs/default --steps 5000 --resume --max-minutes 30
+  # several GPUs (or CPU processes with gloo): DistributedDataParallel
+  torchrun --nproc_per_node 4 -m tpr_vo train --ddp --out runs/ddp --batch 16
+
+Never point --images at the evaluation sets (v_graf, KITTI 06): they are refused.
+"""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a TPR model (self-supervised, homography pairs)",
+        description="Self-supervised TPR training: online encoder/projector/predictor vs an "
+        "EMA target, transformation-prediction loss at corresponding locations weighted by "
+        "detection scores, soft labels with a curriculum.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d = _defaults()
+    p.add_argument("--out", default=d.out_dir, help="run folder (checkpoints, logs, plots)")
+    p.add_argument("--steps", type=int, default=d.steps, help="total steps of the run")
+    p.add_argument("--batch", type=int, default=d.batch_size, help="pairs per step per process")
+    p.add_argument(
+        "--crop",
+        type=int,
+        nargs=2,
+        default=[d.crop_height, d.crop_width],
+        metavar=("H", "W"),
+        help="crop size, multiples of 32",
+    )
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default=d.lr_schedule)
+    p.add_argument("--width", type=int, default=d.width, help="channels at 1/4 resolution")
+    p.add_argument("--depth", type=int, default=d.depth, help="extra 3x3 convs at 1/8")
+    p.add_argument("--descriptor-dim", type=int, default=d.descriptor_dim)
+    p.add_argument("--descriptor-stride", type=int, choices=(4, 8), default=d.descriptor_stride)
+    p.add_argument("--ema", type=float, default=d.ema_base, help="EMA tau at step 0")
+    p.add_argument("--ema-schedule", choices=("cosine", "constant"), default=d.ema_schedule)
+    p.add_argument(
+        "--labels",
+        choices=("soft", "hard"),
+        default=d.labels,
+        help="soft: continuous labels from inverse-warped similarity; hard: all 1",
+    )
+    p.add_argument(
+        "--no-curriculum",
+        action="store_true",
+        help="full transformation strength and alpha from step 0",
+    )
+    p.add_argument("--alpha", type=float, default=d.alpha_max, help="alpha at full strength")
+    p.add_argument("--label-temperature", type=float, default=d.label_temperature)
+    p.add_argument(
+        "--det-weight",
+        type=float,
+        default=d.det_weight,
+        help="weight of the repeatability + peakiness detector terms",
+    )
+    p.add_argument(
+        "--infonce",
+        type=float,
+        default=d.infonce_weight,
+        help="weight of an InfoNCE term with negatives added to TPR (0 = pure TPR)",
+    )
+    p.add_argument(
+        "--warm-start-steps",
+        type=int,
+        default=d.warm_start_steps,
+        help="steps of SIFT descriptor/keypoint distillation before TPR",
+    )
+    p.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="training image folder (repeatable)",
+    )
+    p.add_argument(
+        "--skimage",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use scikit-image's bundled photographs",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="render a synthetic drive of N frames and train on every 5th",
+    )
+    p.add_argument("--eval-set", default="", help="HPatches folder for MMA@3 in the log")
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument(
+        "--ddp",
+        action="store_true",
+        help="DistributedDataParallel; launch with torchrun --nproc_per_node N",
+    )
+    p.add_argument("--max-minutes", type=float, default=0.0, help="end this chunk after N min")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(func=run)
+
+
+def _defaults():
+    from tpr_vo.training.config import TrainConfig
+
+    return TrainConfig()
+
+
+def config_from_args(args):
+    from tpr_vo.training.config import TrainConfig
+
+    return dataclasses.replace(
+        TrainConfig(),
+        out_dir=args.out,
+        steps=args.steps,
+        batch_size=args.batch,
+        crop_height=args.crop[0],
+        crop_width=args.crop[1],
+        lr=args.lr,
+        lr_schedule=args.lr_schedule,
+        width=args.width,
+        depth=args.depth,
+        descriptor_dim=args.descriptor_dim,
+        descriptor_stride=args.descriptor_stride,
+        ema_base=args.ema,
+        ema_schedule=args.ema_schedule,
+        labels=args.labels,
+        curriculum=not args.no_curriculum,
+        alpha_max=args.alpha,
+        label_temperature=args.label_temperature,
+        det_weight=args.det_weight,
+        infonce_weight=args.infonce,
+        warm_start_steps=args.warm_start_steps,
+        image_dirs=tuple(args.images),
+        use_skimage=args.skimage,
+        synthetic_frames=args.synthetic,
+        eval_set=args.eval_set,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        ddp=args.ddp,
+        max_minutes=args.max_minutes,
+        resume=args.resume,
+    )
+
+
+def run(args) -> int:
+    from tpr_vo.training.trainer import command_line, train
+
+    result = train(config_from_args(args), command=command_line())
+    mma = "n/a" if result.mma3 is None else f"{result.mma3:.3f}"
+    print(
+        f"step {result.step}  {result.elapsed_s / 60:.1f} min  MMA@3 {mma}  "
+        f"model {result.out_dir / 'model.pt'}  log {result.out_dir / 'log.csv'}"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""TPR self-supervised training (imports torch; the CLI imports it lazily)."""

@@ -1,0 +1,65 @@
+"""Training options (plain dataclass, no torch import, so `tpr-vo train --help` is instant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tpr_vo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out_dir: str = "runs/tpr"
+    steps: int = 2000  # total steps of the run (all chunks); schedules follow it
+    batch_size: int = 8  # per process
+    crop_height: int = 192
+    crop_width: int = 256
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"  # cosine | constant (after linear warm-up)
+    warmup_steps: int = 50
+    weight_decay: float = 1e-4
+    width: int = 24
+    descriptor_dim: int = 64
+    descriptor_stride: int = 8
+    depth: int = 2
+    ema_base: float = 0.99  # tau at step 0
+    ema_schedule: str = "cosine"  # cosine (tau -> 1) | constant
+    labels: str = "soft"  # soft | hard
+    curriculum: bool = True  # transformation strength (and alpha) rise over the first half
+    min_strength: float = 0.25
+    alpha_max: float = 1.0
+    label_temperature: float = 0.5
+    det_weight: float = 1.0
+    infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
+    infonce_temperature: float = 0.07
+    warm_start_steps: int = 0  # SIFT distillation steps before TPR
+    image_dirs: tuple[str, ...] = ()
+    use_skimage: bool = True
+    synthetic_frames: int = 0  # render a synthetic drive of this many frames for training
+    eval_set: str = ""  # HPatches-layout folder for MMA@3 during training (evaluation only)
+    eval_every: int = 0  # 0 = only at the end of each chunk
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    ddp: bool = False  # under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA)
+    max_minutes: float = 0.0  # end this chunk after this many minutes (0 = run to `steps`)
+    resume: bool = False
+
+    def validate(self) -> None:
+        choices = {
+            "labels": ("soft", "hard"),
+            "lr_schedule": ("cosine", "constant"),
+            "ema_schedule": ("cosine", "constant"),
+            "device": ("auto", "cpu", "cuda"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"train: '{key}' must be one of {allowed}")
+        if self.crop_height % 32 or self.crop_width % 32:
+            raise ConfigError("train: crop_height and crop_width must be multiples of 32")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("train: steps and batch_size must be >= 1")
+        if not 0.0 <= self.ema_base <= 1.0:
+            raise ConfigError("train: ema_base must be in [0, 1]")

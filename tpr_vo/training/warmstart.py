@@ -1,0 +1,61 @@
+"""Classical warm start: distil OpenCV SIFT into the network before (or while) TPR trains.
+
+Descriptor: the network's descriptor at each SIFT keypoint, through a linear head (D -> 128),
+should point the same way as the RootSIFT descriptor (1 - cosine). Detector: the score map
+should fire at SIFT keypoint pixels (balanced binary cross-entropy). This gives the
+negative-free TPR objective a non-trivial starting point; the head is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+
+from tpr_vo.training import tpr_loss
+
+_SIFT = None
+
+
+def sift_targets(image01: np.ndarray, max_keypoints: int = 300):
+    """(N, 2) float32 keypoints (x, y) and (N, 128) float32 unit RootSIFT descriptors of a
+    (H, W) float image in [0, 1]."""
+    global _SIFT
+    if _SIFT is None:
+        _SIFT = cv2.SIFT_create(nfeatures=max_keypoints)
+    gray = np.clip(image01 * 255.0, 0, 255).astype(np.uint8)
+    kps, desc = _SIFT.detectAndCompute(gray, None)
+    if desc is None or len(kps) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    pts = np.array([k.pt for k in kps], np.float32) - 0.5  # OpenCV SIFT: corner origin
+    desc = desc / np.maximum(desc.sum(axis=1, keepdims=True), 1e-6)
+    desc = np.sqrt(desc)
+    return pts, (desc / np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-6)).astype(
+        np.float32
+    )
+
+
+def warm_start_loss(learner, image_a: torch.Tensor) -> dict[str, torch.Tensor]:
+    """SIFT distillation losses for a (B, 1, H, W) batch through `learner.online`."""
+    B, _, H, W = image_a.shape
+    logits, raw = learner.online.forward_raw(image_a)
+    y = nnf.normalize(raw, dim=1)
+    images = image_a.detach().cpu().numpy()[:, 0]
+    desc_losses, heat = [], torch.zeros_like(logits)
+    for b in range(B):
+        pts, sift = sift_targets(images[b])
+        if len(pts) == 0:
+            continue
+        pts_t = torch.from_numpy(pts).to(image_a.device)
+        feat = tpr_loss.sample_at(y[b : b + 1], pts_t[None], (H, W))[0].t()  # (N, D)
+        pred = nnf.normalize(learner.sift_head(feat), dim=1)
+        target = torch.from_numpy(sift).to(image_a.device)
+        desc_losses.append((1.0 - (pred * target).sum(dim=1)).mean())
+        ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
+        heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
+    pos = heat.sum().clamp_min(1.0)
+    pos_weight = ((heat.numel() - pos) / pos).clamp(max=200.0)
+    det = nnf.binary_cross_entropy_with_logits(logits, heat, pos_weight=pos_weight)
+    desc = torch.stack(desc_losses).mean() if desc_losses else logits.sum() * 0.0
+    return {"warm_desc": desc, "warm_det": det, "total": desc + 0.1 * det}
