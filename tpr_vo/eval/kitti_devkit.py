@@ -51,11 +51,13 @@ def last_frame_from_segment_length(dist: np.ndarray, first_frame: int, length_m:
 class SegmentErrors:
     """One row per evaluated segment (the devkit's `errors` records), possibly pooled.
 
-    first_frame: (M,) int; length_m: (M,); t_err: (M,) translation error / length (1/1, i.e.
-    m per m); r_err: (M,) rotation error / length (rad per m); speed_mps: (M,) length / duration.
+    first_frame, last_frame: (M,) int, the segment's ends; length_m: (M,); t_err: (M,)
+    translation error / length (m per m); r_err: (M,) rotation error / length (rad per m);
+    speed_mps: (M,) length / duration.
     """
 
     first_frame: np.ndarray
+    last_frame: np.ndarray
     length_m: np.ndarray
     t_err: np.ndarray
     r_err: np.ndarray
@@ -98,6 +100,7 @@ class SegmentErrors:
     def subset(self, keep: np.ndarray) -> SegmentErrors:
         return SegmentErrors(
             self.first_frame[keep],
+            self.last_frame[keep],
             self.length_m[keep],
             self.t_err[keep],
             self.r_err[keep],
@@ -160,11 +163,11 @@ def sequence_errors(
         t = E[:, :3, 3].astype(_F32)
         t_err = np.sqrt(t[:, 0] * t[:, 0] + t[:, 1] * t[:, 1] + t[:, 2] * t[:, 2])
         len_f = length_m.astype(_F32)
-        return SegmentErrors(a, length_m, t_err / len_f, r_err / len_f, speed_mps, True)
+        return SegmentErrors(a, b, length_m, t_err / len_f, r_err / len_f, speed_mps, True)
     cos = 0.5 * (np.trace(E[:, :3, :3], axis1=1, axis2=2) - 1.0)
     r_err = np.arccos(np.clip(cos, -1.0, 1.0))
     t_err = np.linalg.norm(E[:, :3, 3], axis=1)
-    return SegmentErrors(a, length_m, t_err / length_m, r_err / length_m, speed_mps, False)
+    return SegmentErrors(a, b, length_m, t_err / length_m, r_err / length_m, speed_mps, False)
 
 
 def pool(errors: Sequence[SegmentErrors]) -> SegmentErrors:
@@ -174,6 +177,7 @@ def pool(errors: Sequence[SegmentErrors]) -> SegmentErrors:
     f32 = all(e.devkit_float32 for e in errors)
     return SegmentErrors(
         np.concatenate([e.first_frame for e in errors]),
+        np.concatenate([e.last_frame for e in errors]),
         np.concatenate([e.length_m for e in errors]),
         np.concatenate([e.t_err for e in errors]),
         np.concatenate([e.r_err for e in errors]),
@@ -185,6 +189,7 @@ def pool(errors: Sequence[SegmentErrors]) -> SegmentErrors:
 def _empty(devkit_float32: bool) -> SegmentErrors:
     dtype = _F32 if devkit_float32 else np.float64
     return SegmentErrors(
+        np.zeros(0, int),
         np.zeros(0, int),
         np.zeros(0),
         np.zeros(0, dtype),
