@@ -162,7 +162,11 @@ def hpatches_pairs(folder: str | os.PathLike) -> list[tuple[str, Path, np.ndarra
     targets = sorted((p.name[4:] for p in folder.glob("H_1_*")), key=lambda k: (len(k), k))
     if not targets:
         raise DataError(f"{folder}: no homographies H_1_k (expected HPatches layout)")
-    return [(k, find_image(folder, k), read_homography(folder / f"H_1_{k}")) for k in targets]
+    pairs = []
+    for k in targets:
+        H = read_homography(folder / f"H_1_{k}")
+        pairs.append((k, find_image(folder, k), H))
+    return pairs
 
 
 def evaluate_mma(
