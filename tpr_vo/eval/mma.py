@@ -176,8 +176,9 @@ def evaluate_mma(
     pairs: list[PairMatches] = []
     for folder in sets:
         folder = Path(folder)
+        targets = hpatches_pairs(folder)  # check the layout before extracting anything
         features1 = backend.extract(read_gray(find_image(folder, "1")))
-        for k, path, H in hpatches_pairs(folder):
+        for k, path, H in targets:
             pair = match_pair(
                 features1,
                 backend.extract(read_gray(path)),
