@@ -1,0 +1,307 @@
+"""The world of the synthetic driving sequence: a curving road, a textured ground atlas, building
+facades, parked boxes, poles and signs, all planar textured quads with exact geometry.
+
+World frame = KITTI camera convention at the start: x right, y down, z forward; the ground is the
+plane y = +CAMERA_HEIGHT_M. Textures are real photographs bundled with scikit-image.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tpr_vo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CAMERA_HEIGHT_M = 1.65
+LANE_OFFSET_M = 1.8  # the car drives in the right lane
+ROAD_HALF_WIDTH_M = 3.5  # edge lines; parking strip to 5.5 m, sidewalk to 8.5 m
+GROUND_RES_M = 0.05  # metres per ground-atlas texel
+PATH_STEP_M = 0.1
+PHOTOS = (
+    "astronaut.png camera.png chelsea.png coffee.png rocket.jpg motorcycle_left.png coins.png "
+    "page.png text.png clock_motion.png hubble_deep_field.jpg moon.png horse.png cell.png"
+).split()
+
+
+@dataclass(frozen=True)
+class Quad:
+    """A textured parallelogram: texel (a, b) of level 0 sits at origin + a * axis_u + b * axis_v.
+
+    corners_m: (4, 3) world corners (convex, any order around the rim); normal: unit vector on
+    the visible side; texture_id indexes Scene.textures (a mip pyramid of uint8 images)."""
+
+    origin_m: np.ndarray
+    axis_u_m: np.ndarray
+    axis_v_m: np.ndarray
+    corners_m: np.ndarray
+    normal: np.ndarray
+    texture_id: int
+
+
+@dataclass(frozen=True)
+class Scene:
+    """All quads, also stacked into arrays (Q = number of quads) for vectorised culling."""
+
+    quads: list[Quad]
+    textures: list[list[np.ndarray]]  # mip pyramids, level 0 first
+    ground: Quad  # the ground plane; its texture is the atlas (reflected beyond its border)
+    path_xz_m: np.ndarray  # (S, 2) road centreline from the start, every PATH_STEP_M
+    heading_rad: np.ndarray  # (S,) road direction, 0 = +z, positive turns towards +x
+    corners_m: np.ndarray  # (Q, 4, 3)
+    normals: np.ndarray  # (Q, 3)
+    origins_m: np.ndarray  # (Q, 3)
+    centers_m: np.ndarray  # (Q, 3)
+    radii_m: np.ndarray  # (Q,) centre-to-corner distance
+    texel_areas: np.ndarray  # (Q,) area of each quad in level-0 texels
+
+
+def load_photos() -> dict[str, np.ndarray]:
+    """Grayscale uint8 photographs from scikit-image's data folder (no download)."""
+    try:
+        import skimage
+    except ImportError as exc:
+        raise DataError("the synthetic sequence needs scikit-image's photographs") from exc
+    folder = Path(skimage.__file__).parent / "data"
+    photos = {}
+    for name in PHOTOS + ["brick.png", "grass.png", "gravel.png"]:
+        image = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
+        if image is not None:
+            photos[name.split(".")[0]] = image
+    missing = {"brick", "grass", "gravel"} - photos.keys()
+    if missing or len(photos) < 8:
+        raise DataError(f"{folder}: expected scikit-image photographs, missing {sorted(missing)}")
+    return photos
+
+
+def mip_pyramid(image: np.ndarray, levels: int = 5) -> list[np.ndarray]:
+    pyramid = [image]
+    while len(pyramid) < levels and min(pyramid[-1].shape) >= 16:
+        pyramid.append(cv2.pyrDown(pyramid[-1]))
+    return pyramid
+
+
+def road_path(length_m: float, rng: np.random.Generator, start_m: float = 40.0):
+    """Centreline (S, 2) x/z and heading (S,), sampled every PATH_STEP_M from -start_m: straight
+    stretches and left/right turns with smoothly ramped curvature. Index of s=0 is returned too."""
+    n = int((length_m + start_m) / PATH_STEP_M) + 1
+    curvature = np.zeros(n)
+    s = int((start_m + rng.uniform(10, 30)) / PATH_STEP_M)
+    while s < n:
+        radius = rng.uniform(30, 90)
+        angle = np.deg2rad(rng.uniform(20, 80)) * rng.choice([-1, 1])
+        arc = int(abs(angle) * radius / PATH_STEP_M)
+        curvature[s : s + arc] = np.sign(angle) / radius
+        s += arc + int(rng.uniform(20, 50) / PATH_STEP_M)
+    ramp = int(8 / PATH_STEP_M)
+    curvature = np.convolve(curvature, np.ones(ramp) / ramp, mode="same")
+    heading = np.cumsum(curvature) * PATH_STEP_M
+    heading -= heading[int(start_m / PATH_STEP_M)]
+    xz = np.cumsum(np.stack([np.sin(heading), np.cos(heading)], 1), 0) * PATH_STEP_M
+    xz -= xz[int(start_m / PATH_STEP_M)]
+    return xz, heading, int(start_m / PATH_STEP_M)
+
+
+def _quad(origin, axis_u, axis_v, size_uv, texture_id, towards=None) -> Quad:
+    origin, axis_u, axis_v = (np.asarray(v, np.float64) for v in (origin, axis_u, axis_v))
+    wu, wv = size_uv
+    corners = np.stack([origin, origin + wu * axis_u, origin + wu * axis_u + wv * axis_v])
+    corners = np.vstack([corners, origin + wv * axis_v])
+    normal = np.cross(axis_u, axis_v)
+    normal /= np.linalg.norm(normal)
+    if towards is not None and normal @ (np.asarray(towards) - corners.mean(0)) < 0:
+        normal = -normal
+    return Quad(origin, axis_u, axis_v, corners, normal, texture_id)
+
+
+def _ground_point(xz, y=CAMERA_HEIGHT_M):
+    return np.array([xz[0], y, xz[1]])
+
+
+class _Builder:
+    def __init__(self, photos: dict[str, np.ndarray], rng: np.random.Generator):
+        self.photos, self.rng = photos, rng
+        self.quads: list[Quad] = []
+        self.textures: list[list[np.ndarray]] = []
+        self.posters = [k for k in photos if k not in ("brick", "grass", "gravel")]
+
+    def texture(self, image: np.ndarray) -> int:
+        self.textures.append(mip_pyramid(np.ascontiguousarray(image)))
+        return len(self.textures) - 1
+
+    def photo(self) -> np.ndarray:
+        image = self.photos[self.posters[self.rng.integers(len(self.posters))]]
+        return image[:, ::-1] if self.rng.random() < 0.5 else image
+
+    def facade_texture(self, width_px: int, height_px: int) -> np.ndarray:
+        """Brick wall (random brightness) with photographs pasted on as shop signs/murals."""
+        brick = np.rot90(self.photos["brick"][:, 150:370])  # the photo's straightest courses
+        brick = cv2.resize(brick, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+        reps = (height_px // brick.shape[0] + 1, width_px // brick.shape[1] + 1)
+        wall = np.tile(brick, reps)[:height_px, :width_px].astype(np.float32)
+        wall = wall * self.rng.uniform(0.6, 1.2) + self.rng.uniform(-30, 30)
+        for _ in range(self.rng.integers(2, 5)):
+            photo = self.photo()
+            scale = self.rng.uniform(0.3, 0.7) * min(width_px, height_px) / max(photo.shape)
+            photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            ph, pw = photo.shape
+            if ph >= height_px or pw >= width_px:
+                continue
+            y0 = self.rng.integers(0, height_px - ph)
+            x0 = self.rng.integers(0, width_px - pw)
+            wall[y0 : y0 + ph, x0 : x0 + pw] = photo
+        return np.clip(wall, 0, 255).astype(np.uint8)
+
+    def box(self, center_xz, heading, size_lwh, texture_ids):
+        """Axis-aligned (in the road frame) box on the ground: 4 sides + top, outward normals."""
+        length, width, height = size_lwh
+        fwd = np.array([np.sin(heading), 0.0, np.cos(heading)])
+        right = np.array([np.cos(heading), 0.0, -np.sin(heading)])
+        up = np.array([0.0, -1.0, 0.0])
+        base = _ground_point(center_xz)
+        centre = base + up * height / 2
+        faces = [  # (face centre offset, u axis, v axis, size)
+            (-fwd * length / 2, right, -up, (width, height)),
+            (fwd * length / 2, right, -up, (width, height)),
+            (-right * width / 2, fwd, -up, (length, height)),
+            (right * width / 2, fwd, -up, (length, height)),
+            (up * height / 2, right, fwd, (width, length)),
+        ]
+        for k, (offset, u, v, (wu, wv)) in enumerate(faces):
+            tid = texture_ids[k % len(texture_ids)]
+            th, tw = self.textures[tid][0].shape
+            px_per_m = min(tw / wu, th / wv)
+            corner = centre + offset - u * wu / 2 - v * wv / 2
+            size = (wu * px_per_m, wv * px_per_m)
+            outside = centre + 3 * offset
+            self.quads.append(_quad(corner, u / px_per_m, v / px_per_m, size, tid, outside))
+
+
+def _frame_at(xz, heading, i, lateral_m):
+    right = np.array([np.cos(heading[i]), -np.sin(heading[i])])
+    return xz[i] + right * lateral_m
+
+
+def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
+    """Everything along `path_length_m` of road (plus margins), deterministic for `rng`."""
+    photos = load_photos()
+    xz, heading, i0 = road_path(path_length_m + 120.0, rng)
+    b = _Builder(photos, rng)
+    step = PATH_STEP_M
+    for side in (-1, 1):
+        for setback, heights, gap_p in ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5)):
+            i = 0
+            while i < len(xz) - 1:
+                length = rng.uniform(8, 22)
+                j = min(i + int(length / step), len(xz) - 1)
+                if rng.random() > gap_p and j - i > 20:
+                    d = setback + rng.uniform(0, 5)
+                    height = rng.uniform(*heights)
+                    a, c = _frame_at(xz, heading, i, side * d), _frame_at(xz, heading, j, side * d)
+                    width_m = float(np.linalg.norm(c - a))
+                    px_per_m = 40.0 if setback < 20 else 20.0
+                    tex = b.facade_texture(int(width_m * px_per_m), int(height * px_per_m))
+                    tid = b.texture(tex)
+                    u = np.r_[c[0] - a[0], 0.0, c[1] - a[1]] / width_m / px_per_m
+                    v = np.array([0.0, 1.0, 0.0]) / px_per_m
+                    top = _ground_point(a, CAMERA_HEIGHT_M - height)
+                    road_side = _ground_point(xz[(i + j) // 2])
+                    panels = max(1, int(np.ceil(width_m / 5.0)))
+                    cols = tex.shape[1] / panels
+                    for p in range(panels):
+                        o = top + u * cols * p
+                        quad = _quad(o, u, v, (cols, tex.shape[0]), tid, towards=road_side)
+                        quad = Quad(top, u, v, quad.corners_m, quad.normal, tid)
+                        b.quads.append(quad)
+                    depth = rng.uniform(6, 12)  # side walls, seen through gaps
+                    out = np.r_[np.cos(heading[i]), 0, -np.sin(heading[i])] * side
+                    wall_tid = b.texture(b.facade_texture(int(depth * 20), int(height * 20)))
+                    down = np.array([0.0, 1.0, 0.0])
+                    for end, toward in ((a, -1), (c, 1)):
+                        k = i if toward < 0 else j
+                        fwd = np.r_[np.sin(heading[k]), 0, np.cos(heading[k])] * toward
+                        o = _ground_point(end, CAMERA_HEIGHT_M - height)
+                        size = (depth * 20, height * 20)
+                        b.quads.append(_quad(o, out / 20, down / 20, size, wall_tid, o + fwd))
+                i = j + 1
+        # parked boxes, poles and signs on this side
+        s = rng.uniform(5, 20)
+        while s < (len(xz) - 1) * step:
+            k = int(s / step)
+            kind = rng.random()
+            if kind < 0.45:
+                tids = [b.texture(b.photo()) for _ in range(2)]
+                size = (rng.uniform(3.8, 4.8), rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7))
+                b.box(_frame_at(xz, heading, k, side * 4.5), heading[k], size, tids)
+            elif kind < 0.8:
+                tid = b.texture(b.photo())
+                size = (0.3, 0.3, rng.uniform(3.5, 6.0))
+                b.box(_frame_at(xz, heading, k, side * rng.uniform(6, 8)), heading[k], size, [tid])
+            else:
+                tid = b.texture(b.photo())
+                th, tw = b.textures[tid][0].shape
+                w_m = rng.uniform(1.5, 3.0)
+                u = np.r_[np.cos(heading[k]), 0, -np.sin(heading[k])] * w_m / tw
+                v = np.array([0.0, 1.0, 0.0]) * w_m / tw
+                centre = _frame_at(xz, heading, k, side * rng.uniform(6, 8))
+                o = _ground_point(centre, CAMERA_HEIGHT_M - 2.0 - th * w_m / tw) - u * tw / 2
+                toward = o - np.r_[np.sin(heading[k]), 0, np.cos(heading[k])]
+                b.quads.append(_quad(o, u, v, (tw, th), tid, towards=toward))
+            s += rng.uniform(6, 18)
+    ground = _ground_quad(b, xz, heading, rng)
+    corners = np.stack([q.corners_m for q in b.quads])
+    centers = corners.mean(1)
+    radii = np.linalg.norm(corners - centers[:, None], axis=2).max(1)
+    edge_u, edge_v = corners[:, 1] - corners[:, 0], corners[:, 3] - corners[:, 0]
+    area_m2 = np.linalg.norm(np.cross(edge_u, edge_v), axis=1)
+    texel_m2 = np.array([np.linalg.norm(np.cross(q.axis_u_m, q.axis_v_m)) for q in b.quads])
+    return Scene(
+        quads=b.quads,
+        textures=b.textures,
+        ground=ground,
+        path_xz_m=xz[i0:],
+        heading_rad=heading[i0:],
+        corners_m=corners,
+        normals=np.stack([q.normal for q in b.quads]),
+        origins_m=np.stack([q.origin_m for q in b.quads]),
+        centers_m=centers,
+        radii_m=radii,
+        texel_areas=area_m2 / texel_m2,
+    )
+
+
+def _ground_quad(b: _Builder, xz, heading, rng) -> Quad:
+    """A top-down atlas of the ground: asphalt road with lane markings, paved sidewalks, grass."""
+    margin, coarse = 35.0, 4  # distances are computed on a 4x coarser grid, then interpolated
+    lo, hi = xz.min(0) - margin, xz.max(0) + margin
+    w, h = (np.ceil((hi - lo) / GROUND_RES_M / coarse) * coarse).astype(int)
+
+    def to_px(points, res=GROUND_RES_M):  # atlas column = x, row = z; 4 fractional bits
+        return np.round((points - lo) / res * 16).astype(np.int32)
+
+    centre = np.full((h // coarse, w // coarse), 255, np.uint8)
+    cv2.polylines(centre, [to_px(xz, GROUND_RES_M * coarse)], False, 0, 1, cv2.LINE_8, 4)
+    dist = cv2.distanceTransform(centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist_m = cv2.resize(dist * (GROUND_RES_M * coarse), (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def tiled(name, scale, gain, offset):
+        tex = cv2.resize(b.photos[name], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        tex = np.clip(tex.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+        tex = np.block([[tex, tex[:, ::-1]], [tex[::-1], tex[::-1, ::-1]]])
+        return np.tile(tex, (h // tex.shape[0] + 1, w // tex.shape[1] + 1))[:h, :w]
+
+    atlas = tiled("grass", 1.0, 0.8, 10)
+    np.copyto(atlas, tiled("brick", 0.5, 0.7, 40), where=dist_m < 8.5)
+    np.copyto(atlas, tiled("gravel", 1.0, 0.45, 30), where=dist_m < 5.5)
+    atlas[np.abs(dist_m - ROAD_HALF_WIDTH_M) < 0.08] = 215
+    for s in range(0, len(xz) - 30, 90):  # 3 m dashes every 9 m on the centre line
+        cv2.line(atlas, *[tuple(p) for p in to_px(xz[[s, s + 30]])], 215, 3, cv2.LINE_AA, 4)
+    tid = b.texture(atlas)
+    return _quad(
+        _ground_point(lo), [GROUND_RES_M, 0, 0], [0, 0, GROUND_RES_M], (w, h), tid, [0, 0, 0]
+    )
