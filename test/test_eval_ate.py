@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from tpr_vo.errors import ConfigError, DataError
 from tpr_vo.eval import compute_ate, compute_metrics, compute_rpe, umeyama_alignment
 from tpr_vo.kitti_poses import read_kitti_poses
 
@@ -27,7 +30,7 @@ def drifting_estimate(gt: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.stack(est)
 
 
-def similarity(scale: float) -> np.ndarray:
+def similarity(scale: float) -> tuple[np.ndarray, float]:
     G = np.eye(4)
     G[:3, :3] = Rotation.from_euler("xyz", [10, 40, -20], degrees=True).as_matrix()
     G[:3, 3] = [5.0, -3.0, 100.0]
@@ -128,3 +131,33 @@ def test_degenerate_estimates_do_not_raise():
     assert np.isfinite(compute_ate(gt, line, "sim3").rmse_m)
     single = compute_metrics(gt[:1], gt[:1])
     assert single.rpe_trans_m is None and single.t_rel_pct is None
+
+
+def test_compute_metrics_records_protocol_and_rejects_bad_arrays():
+    gt = np.tile(np.eye(4), (120, 1, 1))
+    gt[:, 2, 3] = np.arange(120.0)
+    tracked = np.ones(120, bool)
+    tracked[[5, 6, 7]] = False
+    m = compute_metrics(gt, gt, align="sim3", tracked=tracked, fps=float("nan"), scale_source="gt")
+    d = m.to_json_dict()
+    json.dumps(d, allow_nan=False)  # metrics.json must be strict JSON
+    assert (d["frames"], d["tracked_frames"], d["fps"]) == (120, 117, None)
+    assert (d["ate_align"], d["scale_source"], d["kitti_alignment"]) == ("sim3", "gt", "none")
+    assert d["kitti_segments"] == 2  # 119 m: L = 100 from frames 0 and 10
+    assert d["rpe_pairs"] == 119 and d["kitti_step_frames"] == 10
+    assert [row["segments"] for row in d["kitti_per_length"]] == [2, 0, 0, 0, 0, 0, 0, 0]
+
+    with pytest.raises(DataError, match="est.txt has 119 poses but gt.txt has 120"):
+        compute_metrics(gt, gt[:-1], gt_name="gt.txt", est_name="est.txt")
+    bad = gt.copy()
+    bad[4, 0, 3] = np.inf
+    with pytest.raises(DataError, match="estimate: pose 4 has NaN or inf"):
+        compute_metrics(gt, bad)
+    with pytest.raises(DataError, match=r"expected \(N, 4, 4\)"):
+        compute_metrics(gt, gt[:, :2])
+    with pytest.raises(DataError, match="tracked"):
+        compute_metrics(gt, gt, tracked=tracked[:-1])
+    with pytest.raises(ConfigError, match="align"):
+        compute_metrics(gt, gt, align="sim2")
+    with pytest.raises(ConfigError, match="scale_source"):
+        compute_metrics(gt, gt, scale_source="lidar")
