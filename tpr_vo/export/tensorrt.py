@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class EngineFile:
     path: Path
     precision: str  # the precision actually built (never the "fp16" request if it fell back)
     built: bool  # False when it came from the cache
+    fp16_decision: dict | None = None  # the fp16 measurement (Fp16Decision as a dict)
 
 
 @dataclass(frozen=True)
@@ -248,13 +249,14 @@ def load_or_build_engine(
         cache_dir, onnx_path, gpu, str(trt.__version__), h, w, "fp16"
     ).with_suffix(".choice.json")
     if decision_path.is_file() and not redecide:
-        chosen = json.loads(decision_path.read_text())["chosen"]
+        decision_dict = json.loads(decision_path.read_text())
     else:
         if check_input is None:
             check_input = prepare_image(textured_test_image(h, w)).tensor
         decision = choose_fp16_precision(
             onnx_path, cache_dir, h, w, [check_input], params or PostprocessParams()
         )
-        write_text_atomic(decision_path, json.dumps(asdict(decision), indent=2) + "\n")
-        chosen = decision.chosen
-    return _load_or_build_exact(onnx_path, cache_dir, h, w, chosen)
+        decision_dict = asdict(decision)
+        write_text_atomic(decision_path, json.dumps(decision_dict, indent=2) + "\n")
+    engine = _load_or_build_exact(onnx_path, cache_dir, h, w, decision_dict["chosen"])
+    return replace(engine, fp16_decision=decision_dict)

@@ -1,0 +1,112 @@
+"""`tpr-vo export`: torch checkpoint -> ONNX with a parity report; `--engine` also builds the
+TensorRT engine (fp16 with `--fp16`) for the camera's input size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "export a TPR checkpoint to ONNX (and a TensorRT engine), with a parity report"
+EPILOG = """examples:
+  tpr-vo export models/tpr_default.pt                       # -> models/tpr_default.onnx
+  tpr-vo export ckpt.pt --out my.onnx --size 1241x376       # fixed input size
+  tpr-vo export models/tpr_default.pt --engine --fp16 --size 1241x376
+
+writes OUT.onnx and OUT.parity.json (ONNX Runtime vs torch: keypoints shared within 0.5 px,
+descriptor cosine); with --engine the engine goes to the cache folder
+(features.engine_cache_dir) and OUT.engine.json records the precision chosen and measured."""
+
+
+def add_parser(sub) -> None:
+    from tpr_vo.cli.bench import parse_size
+
+    p = sub.add_parser(
+        "export",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="torch checkpoint (.pt) written by tpr-vo train")
+    p.add_argument("--out", help="ONNX file (default: the checkpoint path with .onnx)")
+    p.add_argument("--size", type=parse_size, help="fixed WIDTHxHEIGHT (default: dynamic)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--image", help="image for the parity check (default: a textured test image)")
+    p.add_argument("--engine", action="store_true", help="also build the TensorRT engine")
+    p.add_argument("--fp16", action="store_true", help="fp16 engine (score head fp32 if needed)")
+    p.add_argument("--engine-size", type=parse_size, help="engine WIDTHxHEIGHT (default --size)")
+    p.add_argument("--cache-dir", help="engine cache folder (default features.engine_cache_dir)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import cv2
+
+    from tpr_vo.atomic import write_text_atomic
+    from tpr_vo.errors import ConfigError, DataError
+    from tpr_vo.export.onnx import export_onnx
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    if out.suffix != ".onnx":
+        raise ConfigError(f"--out {out}: expected a .onnx file name")
+    image = None
+    if args.image:
+        image = cv2.imread(args.image, cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise DataError(f"{args.image}: cannot read the parity image")
+    width, height = args.size if args.size else (None, None)
+    report = export_onnx(args.checkpoint, out, height, width, args.opset, parity_image=image)
+    parity_path = out.with_suffix(".parity.json")
+    write_text_atomic(parity_path, json.dumps(report.to_json_dict(), indent=2) + "\n")
+    print(f"wrote {out}")
+    print(report.summary())
+    if not report.passed:
+        raise DataError(f"{out}: ONNX Runtime does not match torch (see {parity_path})")
+    if args.engine:
+        _build_engine(args, out, image)
+    return 0
+
+
+def _build_engine(args: argparse.Namespace, onnx_path, image) -> None:
+    import os
+    from pathlib import Path
+
+    from tpr_vo.atomic import write_text_atomic
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.export.tensorrt import load_or_build_engine
+    from tpr_vo.features.postprocess import PostprocessParams
+    from tpr_vo.features.preprocess import padded_size, prepare_image
+
+    size = args.engine_size or args.size
+    if size is None:
+        raise ConfigError("--engine needs the camera's input size: --size or --engine-size WxH")
+    width, height = size
+    h_pad, w_pad = padded_size(height, width)
+    check = None
+    if image is not None:
+        import cv2
+
+        check = prepare_image(cv2.resize(image, (width, height))).tensor
+    cfg = FeaturesConfig()
+    cache_dir = Path(os.path.expanduser(args.cache_dir or cfg.engine_cache_dir))
+    engine = load_or_build_engine(
+        onnx_path,
+        cache_dir,
+        h_pad,
+        w_pad,
+        "fp16" if args.fp16 else "fp32",
+        check_input=check,
+        params=PostprocessParams.from_config(cfg),
+        redecide=True,
+    )
+    record = {
+        "engine": str(engine.path),
+        "precision": engine.precision,
+        "input_hw": [h_pad, w_pad],
+        "fp16_measurement": engine.fp16_decision,
+    }
+    write_text_atomic(Path(onnx_path).with_suffix(".engine.json"), json.dumps(record, indent=2))
+    print(f"TensorRT engine ({engine.precision}, {h_pad}x{w_pad}): {engine.path}")
