@@ -15,6 +15,7 @@ worker thread decodes the newest frames, runs the core and publishes. A bad mess
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -170,8 +171,6 @@ class VoNode(Node):
                 item = self._queue.popleft()
             try:
                 self._process(item)
-            except DataError as exc:
-                self._skip("bad_message", f"skipping frame {item.key}: {exc}")
             except Exception as exc:  # the node must not stop on one frame: log, count, go on
                 self._skip("internal_error", f"frame {item.key} failed: {exc!r}")
                 logging.getLogger(__name__).exception("frame %s failed", item.key)
@@ -181,19 +180,27 @@ class VoNode(Node):
         if self._last_key is not None and item.key == self._last_key:
             self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
             return
-        left = image_msg_to_gray(item.left)
-        right = image_msg_to_gray(item.right) if item.right is not None else None
+        try:
+            left = image_msg_to_gray(item.left)
+            right = image_msg_to_gray(item.right) if item.right is not None else None
+        except DataError as exc:
+            self._skip("bad_image", f"skipping frame {item.key}: {exc}")
+            return
         height, width = left.shape
         if right is not None and right.shape != left.shape:
-            raise DataError(f"right image is {right.shape[::-1]}, left {left.shape[::-1]} (W, H)")
+            size = f"right image {right.shape[1]}x{right.shape[0]} px, left {width}x{height}"
+            self._skip("size_mismatch", f"skipping frame {item.key}: {size}")
+            return
         intrinsics = self._wait_for_intrinsics(width, height)
         if intrinsics is None:
             return
         if (intrinsics.width_px, intrinsics.height_px) != (width, height):
-            raise DataError(
-                f"image is {width}x{height} px but the camera is "
-                f"{intrinsics.width_px}x{intrinsics.height_px} px (camera_info or first frame)"
+            self._skip(
+                "size_mismatch",
+                f"skipping frame {item.key}: image is {width}x{height} px but the camera is "
+                f"{intrinsics.width_px}x{intrinsics.height_px} px (camera_info or first frame)",
             )
+            return
         t1 = time.perf_counter()
         with self._vo_lock:
             if self._last_key is not None and item.key < self._last_key:
@@ -329,20 +336,24 @@ class VoNode(Node):
         return array
 
     def _skip(self, reason: str, text: str) -> None:
-        """Count a skipped frame and log it, at most once per WARN_PERIOD_S per reason."""
+        """Count a skipped frame and log it; the same message (numbers aside) at most once per
+        WARN_PERIOD_S."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
         self.last_warning[reason] = text
         now = time.monotonic()
-        if now - self._warned_at.get(reason, -1e9) >= WARN_PERIOD_S:
-            self._warned_at[reason] = now
+        kind = reason + re.sub(r"\d+", "#", text)  # same message up to numbers
+        if now - self._warned_at.get(kind, -1e9) >= WARN_PERIOD_S:
+            self._warned_at[kind] = now
             count = self.skipped[reason]
             self.get_logger().warning(f"{text} [{reason}: {count} so far]")
 
     def destroy_node(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._worker.join(timeout=10.0)
+        worker = getattr(self, "_worker", None)  # absent when __init__ failed
+        if worker is not None:
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            worker.join(timeout=10.0)
         super().destroy_node()
 
 

@@ -35,7 +35,7 @@ def default_config_file() -> Path | None:
             path = Path(get_package_share_directory("tpr_vo")) / "config" / "kitti.yaml"
             if path.is_file():
                 return path
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (no ROS env)
             pass
     except ImportError:
         pass
