@@ -64,10 +64,15 @@ def test_multi_sequence_table_pools_segments(tmp_path, capsys):
     write_kitti_poses(est_dir / "01.txt", arc(2001, 0.0, step_m=0.5))
     write_kitti_poses(est_dir / "99.txt", arc(10, 0.0))  # no ground truth: ignored
     out_json = tmp_path / "all.json"
-    rc = main(
-        ["eval", "--gt-dir", str(gt_dir), "--est-dir", str(est_dir), "--json", str(out_json)]
-    )
+    plots = tmp_path / "plots"
+    rc = main(["eval", "--gt-dir", str(gt_dir), "--est-dir", str(est_dir), "--json", str(out_json),
+               "--plot", str(plots)])  # fmt: skip
     assert rc == 0
+    kinds = ("position_error", "segment_errors", "trajectory")
+    expected_pngs = [f"{s}_{kind}.png" for s in ("00", "01") for kind in kinds]
+    assert sorted(p.name for p in plots.glob("*.png")) == sorted(
+        [*expected_pngs, "avg_segment_errors.png"]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| metric | 00 | 01 | avg |"
     assert lines[2].startswith("| ATE RMSE [m] (se3) |")

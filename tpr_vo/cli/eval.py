@@ -74,12 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             from tpr_vo.eval import plot_segment_errors
 
-            gt_dir = Path(args.gt_dir)
-            for name in result.sequences:
-                gt_path = gt_dir / f"{name}.txt"
-                if not gt_path.is_file():
-                    gt_path = gt_dir / "poses" / f"{name}.txt"
-                est_path = Path(args.est_dir) / f"{name}.txt"
+            for name, (gt_path, est_path) in result.files.items():
                 _plot_sequence(result.sequences[name], gt_path, est_path, Path(args.plot), name)
             plot_segment_errors(
                 result.pooled,
@@ -87,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 title=f"KITTI devkit errors, all sequences ({result.pooled.count} segments)",
             )
     if args.json:
-        write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     if args.plot:
         print(f"plots written to {args.plot}", file=sys.stderr)
     return 0

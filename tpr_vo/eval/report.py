@@ -77,6 +77,7 @@ def find_sequence_pairs(
 class MultiSequenceResult:
     sequences: dict[str, TrajectoryMetrics]
     pooled: SegmentErrors
+    files: dict[str, tuple[Path, Path]]  # name -> (ground-truth file, estimate file)
 
     @property
     def mean_ate_m(self) -> float:
@@ -133,11 +134,11 @@ def evaluate_sequence_dirs(
     align: str = "se3",
     scale_source: str = "unknown",
 ) -> MultiSequenceResult:
+    files = {name: (gt, est) for name, gt, est in find_sequence_pairs(gt_dir, est_dir)}
     sequences = {
-        name: evaluate_files(gt, est, align, scale_source)
-        for name, gt, est in find_sequence_pairs(gt_dir, est_dir)
+        name: evaluate_files(gt, est, align, scale_source) for name, (gt, est) in files.items()
     }
-    return MultiSequenceResult(sequences, pool([m.kitti for m in sequences.values()]))
+    return MultiSequenceResult(sequences, pool([m.kitti for m in sequences.values()]), files)
 
 
 def metrics_markdown(metrics: TrajectoryMetrics) -> str:
