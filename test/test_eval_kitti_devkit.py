@@ -175,3 +175,25 @@ def test_float32_distances_follow_the_devkit_loop():
     assert e32.t_rel_pct == pytest.approx(e64.t_rel_pct, rel=1e-5)
     chord_m = np.linalg.norm(T[e64.last_frame, :3, 3] - T[e64.first_frame, :3, 3], axis=1)
     assert e64.t_rel_pct == pytest.approx(100 * np.mean(0.02 * chord_m / e64.length_m), rel=1e-9)
+
+
+def test_segment_ends_follow_the_devkits_float_distances(kitti_gt_full):
+    """Sequence 00 has segments whose end frame depends on float32 rounding of the path length.
+
+    Reference: a C++ re-statement of evaluate_odometry.cpp's float arithmetic (its
+    trajectoryDistances / lastFrameFromSegmentLength / error functions, same types), built with
+    g++ -O3 on 2026-11-25: (first frame, length) -> last frame. It gave 3283 segments, and on a
+    perturbed estimate per-segment errors bit-identical to `sequence_errors`.
+    """
+    gt = read_kitti_poses(kitti_gt_full / "poses" / "00.txt")
+    devkit_last = {(2720, 100): 2835, (3260, 700): 4090, (3500, 800): 4302, (3590, 400): 4029}
+    errors = sequence_errors(gt, gt)
+    assert errors.count == 3283
+    ends = dict(zip(zip(errors.first_frame.tolist(), errors.length_m.tolist()),
+                    errors.last_frame.tolist()))  # fmt: skip
+    assert {key: ends[key] for key in devkit_last} == devkit_last
+    # Exact (float64) distances put these four segment ends one frame elsewhere.
+    exact = sequence_errors(gt, gt, devkit_float32=False)
+    exact_ends = dict(zip(zip(exact.first_frame.tolist(), exact.length_m.tolist()),
+                          exact.last_frame.tolist()))  # fmt: skip
+    assert all(exact_ends[key] != last for key, last in devkit_last.items())
