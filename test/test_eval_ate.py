@@ -9,8 +9,14 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tpr_vo.errors import ConfigError, DataError
-from tpr_vo.eval import compute_ate, compute_metrics, compute_rpe, umeyama_alignment
-from tpr_vo.kitti_poses import read_kitti_poses
+from tpr_vo.eval import (
+    compute_ate,
+    compute_metrics,
+    compute_rpe,
+    evaluate_files,
+    umeyama_alignment,
+)
+from tpr_vo.kitti_poses import read_kitti_poses, write_kitti_poses
 
 evo_metrics = pytest.importorskip("evo.core.metrics")
 evo_trajectory = pytest.importorskip("evo.core.trajectory")
@@ -161,3 +167,20 @@ def test_compute_metrics_records_protocol_and_rejects_bad_arrays():
         compute_metrics(gt, gt, align="sim2")
     with pytest.raises(ConfigError, match="scale_source"):
         compute_metrics(gt, gt, scale_source="lidar")
+
+
+def test_file_level_agreement_with_evo_reader(kitti_gt_full, tmp_path):
+    """Same files through both readers: `tpr-vo eval`'s path vs evo's own KITTI reader."""
+    file_interface = pytest.importorskip("evo.tools.file_interface")
+    gt_path = kitti_gt_full / "poses" / "07.txt"
+    est_path = tmp_path / "07_est.txt"
+    gt = read_kitti_poses(gt_path)
+    write_kitti_poses(est_path, drifting_estimate(gt, seed=11))
+    ref = file_interface.read_kitti_poses_file(str(gt_path))
+    for align, correct_scale in (("se3", False), ("sim3", True)):
+        est = file_interface.read_kitti_poses_file(str(est_path))
+        est.align(ref, correct_scale=correct_scale)
+        ape = evo_metrics.APE(evo_metrics.PoseRelation.translation_part)
+        ape.process_data((ref, est))
+        ours = evaluate_files(gt_path, est_path, align=align).ate_rmse_m
+        assert ours == pytest.approx(ape.get_statistic(evo_metrics.StatisticsType.rmse), rel=1e-6)
