@@ -122,14 +122,14 @@ def _make_backend(kind: str, config: VoConfig):
     raise DataError(f"bench: unknown backend {kind!r}")
 
 
-def _load_frames(seq_path: str, max_frames: int):
+def _open(seq_path: str, max_frames: int):
     from tpr_vo.datasets import open_sequence
 
     sequence = open_sequence(seq_path)
     n = min(len(sequence), max_frames)
     if n < 2:
         raise DataError(f"{seq_path}: need at least 2 frames to benchmark, got {n}")
-    return sequence, [sequence[i] for i in range(n)]
+    return sequence, n
 
 
 def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames: int, warmup: int):
@@ -144,7 +144,7 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
         backend = _make_backend(kind, config)
     except BackendUnavailableError as exc:
         return {"skipped": str(exc)}
-    sequence, frame_list = _load_frames(seq_path, frames)
+    sequence, n = _open(seq_path, frames)
     K = sequence.intrinsics
     width, height = size if size else (K.width_px, K.height_px)
     sx, sy = width / K.width_px, height / K.height_px
@@ -157,9 +157,10 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
     rows: list[dict[str, float]] = []
     keypoints: list[int] = []
     tracked = 0
-    for i, frame in enumerate(frame_list):
+    for i in range(n):
+        frame = sequence[i]  # one frame at a time, so frames do not inflate the peak memory
         t0 = time.perf_counter()
-        if frame.path_left:
+        if frame.path_left:  # time the decode of the left image file ourselves
             left = cv2.imread(frame.path_left, cv2.IMREAD_GRAYSCALE)
         else:  # e.g. rosbag frames: already decoded by the sequence
             left = frame.image_left
