@@ -122,7 +122,10 @@ class PairSampler:
             image = image[:, ::-1]
         return np.ascontiguousarray(image)
 
-    def pair(self, strength: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pair(
+        self, strength: float, photometric_change: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(view_a (h, w), view_b (h, w), H_b_a (3, 3)) float32 views in [0, 1]."""
         src = self._source().astype(np.float32) / 255.0
         h, w = self.crop_h, self.crop_w
         y0 = int(self.rng.integers(0, src.shape[0] - h + 1))
@@ -133,11 +136,10 @@ class PairSampler:
         view_b = cv2.warpPerspective(
             src, H_b_src, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
         )
-        return (
-            photometric(view_a, strength, self.rng),
-            photometric(view_b, strength, self.rng),
-            H_b_a,
-        )
+        if not photometric_change:
+            return np.ascontiguousarray(view_a), view_b, H_b_a
+        view_a = photometric(view_a, strength, self.rng)
+        return view_a, photometric(view_b, strength, self.rng), H_b_a
 
     def batch(self, batch_size: int, strength: float) -> PairBatch:
         pairs = [self.pair(strength) for _ in range(batch_size)]

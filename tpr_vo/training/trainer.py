@@ -116,7 +116,10 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     """Run (or continue) a training run; returns where it stopped."""
     cfg.validate()
     if cfg.threads > 0:
+        import cv2
+
         torch.set_num_threads(cfg.threads)
+        cv2.setNumThreads(cfg.threads)
     rank, world, device = _setup_distributed(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,148 @@
+"""TPR training: loss math on hand-made tensors, exact correspondences, EMA, data guards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as nnf  # noqa: E402
+
+from tpr_vo.errors import DataError  # noqa: E402
+from tpr_vo.training import tpr_loss  # noqa: E402
+from tpr_vo.training.data import PairSampler, folder_images, skimage_images  # noqa: E402
+from tpr_vo.training.homography import random_homography, warp_points  # noqa: E402
+from tpr_vo.training.learner import ema_update, tau_schedule  # noqa: E402
+
+
+def _unit(x, dim=1):
+    return nnf.normalize(x, dim=dim)
+
+
+def test_identical_views_give_zero_hard_label_loss():
+    torch.manual_seed(0)
+    pred = torch.randn(2, 16, 50)
+    proj = pred * 3.0  # same directions, any length
+    weights = tpr_loss.score_weights(torch.rand(2, 50), torch.rand(2, 50), torch.ones(2, 50))
+    loss = tpr_loss.prediction_loss(pred, proj, weights, torch.ones(2, 50))
+    assert abs(float(loss)) < 1e-6
+    # Opposite predictions: 1 - (-1) = 2 at every location, weights sum to 1 -> loss 2.
+    loss = tpr_loss.prediction_loss(pred, -proj, weights, torch.ones(2, 50))
+    assert float(loss) == pytest.approx(2.0, abs=1e-5)
+
+
+def test_score_weights_sum_to_one_over_visible_cells_only():
+    s_a, s_b = torch.rand(3, 40) + 0.01, torch.rand(3, 40) + 0.01
+    mask = torch.rand(3, 40) > 0.3
+    mask[2] = False  # an image with nothing visible
+    w = tpr_loss.score_weights(s_a, s_b, mask)
+    assert torch.allclose(w[:2].sum(dim=1), torch.ones(2), atol=1e-6)
+    assert float(w[2].abs().sum()) == 0.0
+    assert float(w[~mask].abs().sum()) == 0.0
+    expected = s_a[0] * s_b[0] * mask[0] / (s_a[0] * s_b[0] * mask[0]).sum()
+    assert torch.allclose(w[0], expected)
+
+
+def test_soft_labels_are_in_unit_interval_and_one_for_identical_features():
+    torch.manual_seed(1)
+    y = _unit(torch.randn(2, 8, 30))
+    other = _unit(torch.randn(2, 8, 30))
+    same = tpr_loss.soft_labels(y, y, alpha=1.0, lam=0.5)
+    assert torch.allclose(same, torch.ones_like(same), atol=1e-5)
+    labels = tpr_loss.soft_labels(y, other, alpha=1.0, lam=0.5)
+    assert float(labels.min()) > 0.0 and float(labels.max()) <= 1.0
+    # Known value: cosine 0 -> exp(-alpha / lambda).
+    a = torch.tensor([[[1.0], [0.0]]])
+    b = torch.tensor([[[0.0], [1.0]]])
+    assert float(tpr_loss.soft_labels(a, b, 1.0, 0.5)) == pytest.approx(np.exp(-2.0))
+    # Larger alpha (stronger curriculum stage) softens more.
+    assert float(tpr_loss.soft_labels(y, other, 2.0, 0.5).mean()) < float(labels.mean())
+
+
+def test_ema_update_follows_the_formula_and_copies_buffers():
+    online, target = torch.nn.BatchNorm1d(4), torch.nn.BatchNorm1d(4)
+    with torch.no_grad():
+        online.weight.fill_(2.0)
+        target.weight.fill_(1.0)
+        online.running_mean.fill_(5.0)
+    ema_update(target, online, tau=0.9)
+    assert torch.allclose(target.weight, torch.full((4,), 0.9 * 1.0 + 0.1 * 2.0))
+    assert torch.equal(target.running_mean, online.running_mean)
+    assert tau_schedule(0, 100, 0.99) == pytest.approx(0.99)
+    assert tau_schedule(100, 100, 0.99) == pytest.approx(1.0)
+    assert tau_schedule(50, 100, 0.99, "constant") == 0.99
+
+
+def test_warp_points_matches_numpy_and_identity_at_zero_strength():
+    rng = np.random.default_rng(3)
+    H = random_homography(256, 192, 1.0, rng)
+    assert np.allclose(random_homography(256, 192, 0.0, rng), np.eye(3), atol=1e-9)
+    pts = rng.uniform(0, 200, (20, 2))
+    got = tpr_loss.warp_points(torch.from_numpy(H)[None], torch.from_numpy(pts))[0].numpy()
+    assert np.allclose(got, warp_points(H, pts), atol=1e-9)
+    # Inverse homography maps back exactly.
+    back = warp_points(np.linalg.inv(H), warp_points(H, pts))
+    assert np.allclose(back, pts, atol=1e-8)
+
+
+@pytest.mark.parametrize("stride", [1, 4, 8])
+def test_sample_at_uses_the_cell_centre_convention(stride):
+    H_img, W_img = 64, 96
+    centers = tpr_loss.cell_centers_px(H_img // stride, W_img // stride, stride)
+    xmap = centers[:, 0].reshape(1, 1, H_img // stride, W_img // stride)
+    ymap = centers[:, 1].reshape(1, 1, H_img // stride, W_img // stride)
+    fmap = torch.cat([xmap, ymap], dim=1)  # the map stores its own pixel coordinates
+    lo = (stride - 1) / 2
+    pts = torch.tensor([[[lo + 3.3, lo + 7.9], [W_img - 1 - lo - 0.5, lo + 0.25]]])
+    got = tpr_loss.sample_at(fmap, pts, (H_img, W_img))[0].t()
+    assert torch.allclose(got, pts[0], atol=1e-4)  # bilinear is exact on a linear map
+
+
+def test_pair_sampler_views_correspond_through_the_homography():
+    rng = np.random.default_rng(4)
+    x = np.linspace(0, 6 * np.pi, 400)
+    smooth = (127 + 100 * np.sin(x)[None, :] * np.cos(0.7 * x)[:, None]).astype(np.uint8)
+    sampler = PairSampler([smooth], (96, 128), rng)
+    view_a, view_b, H = sampler.pair(strength=1.0, photometric_change=False)
+    ys, xs = np.mgrid[10:86:5, 10:118:5]
+    pts_a = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    pts_b = warp_points(H, pts_a)
+    inside = (pts_b[:, 0] > 1) & (pts_b[:, 1] > 1) & (pts_b[:, 0] < 126) & (pts_b[:, 1] < 94)
+    assert inside.sum() > 50
+    grid = torch.from_numpy(pts_b[inside]).float()[None]
+    vals_b = tpr_loss.sample_at(torch.from_numpy(view_b)[None, None], grid, (96, 128))[0, 0]
+    vals_a = view_a[pts_a[inside, 1].astype(int), pts_a[inside, 0].astype(int)]
+    assert np.abs(vals_b.numpy() - vals_a).mean() < 0.01  # grey levels in [0, 1]
+
+
+def test_repeatability_and_peakiness_losses():
+    torch.manual_seed(5)
+    scores = torch.rand(1, 1, 64, 64)
+    mask = torch.ones(1, 1, 64, 64)
+    assert float(tpr_loss.repeatability_loss(scores, scores, mask)) == pytest.approx(0, abs=1e-6)
+    shifted = torch.roll(scores, 5, dims=3)
+    assert float(tpr_loss.repeatability_loss(scores, shifted, mask)) > 0.05
+    flat = torch.full((1, 1, 64, 64), 0.5)
+    peaky = torch.zeros(1, 1, 64, 64)
+    peaky[0, 0, 4::8, 4::8] = 1.0
+    assert float(tpr_loss.peakiness_loss(flat)) == pytest.approx(1.0)
+    assert float(tpr_loss.peakiness_loss(peaky)) < 0.1
+
+
+def test_info_nce_prefers_correct_correspondences():
+    torch.manual_seed(6)
+    q = _unit(torch.randn(1, 32, 64))
+    mask = torch.ones(1, 64, dtype=torch.bool)
+    right = float(tpr_loss.info_nce_loss(q, q, mask, temperature=0.07))
+    wrong = float(tpr_loss.info_nce_loss(q, torch.roll(q, 1, dims=2), mask, temperature=0.07))
+    assert right < 0.5 < np.log(64) < wrong
+
+
+def test_training_images_refuse_evaluation_sets(graffiti, tmp_path):
+    with pytest.raises(DataError, match="evaluation set"):
+        folder_images(graffiti)
+    with pytest.raises(DataError, match="not found"):
+        folder_images(tmp_path / "nope")
+    images = skimage_images()
+    assert len(images) >= 10 and all(im.dtype == np.uint8 and im.ndim == 2 for im in images)

@@ -1,0 +1,115 @@
+"""The trainer end to end on tiny crops: files, log across chunks, exact resume, CLI, DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tpr_vo.cli import main  # noqa: E402
+from tpr_vo.features.model import load_model  # noqa: E402
+from tpr_vo.training.config import TrainConfig  # noqa: E402
+from tpr_vo.training.trainer import train  # noqa: E402
+
+TINY = TrainConfig(
+    steps=4, batch_size=2, crop_height=64, crop_width=64, width=8, descriptor_dim=16,
+    depth=1, warmup_steps=1, checkpoint_every=2, log_every=1, threads=1, infonce_weight=0.5,
+    warm_start_steps=1, use_skimage=False,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def images_dir(tmp_path_factory):
+    """Three small textured images (fast to load, unlike the skimage photographs)."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        noise = cv2.GaussianBlur(rng.random((240, 240)).astype(np.float32), (0, 0), 2.0)
+        image = cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{i}.png"), image)
+    return folder
+
+
+def _tiny(images_dir, **changes):
+    return dataclasses.replace(TINY, image_dirs=(str(images_dir),), **changes)
+
+
+def _params(path):
+    return load_model(path).state_dict()
+
+
+def test_train_writes_checkpoint_log_and_plot(tmp_path, images_dir):
+    result = train(_tiny(images_dir, out_dir=str(tmp_path / "run")))
+    out = tmp_path / "run"
+    assert result.step == 4
+    for name in ("last.pt", "model.pt", "log.csv", "log.json", "loss.png"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "log.json").read_text())["rows"]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[0]["warm"] == 1 and rows[1]["warm"] == 0  # SIFT warm start, then TPR
+    assert all(r["total"] == r["total"] for r in rows)  # finite (not NaN)
+    assert {"pred", "rep", "peaky", "nce"} <= set(rows[-1])
+    state = torch.load(out / "last.pt", weights_only=False)["train"]
+    assert state["step"] == 4 and state["optimizer"]["state"]
+    assert load_model(out / "model.pt").arch["width"] == 8
+
+
+def test_resume_in_chunks_equals_one_uninterrupted_run(tmp_path, images_dir):
+    straight = tmp_path / "straight"
+    train(_tiny(images_dir, out_dir=str(straight)))
+    chunked = tmp_path / "chunked"
+    first = train(_tiny(images_dir, out_dir=str(chunked), max_minutes=1e-9))
+    assert first.step == 1  # the time limit ends the chunk after one step
+    second = train(_tiny(images_dir, out_dir=str(chunked), resume=True))
+    assert second.step == 4
+    a, b = _params(straight / "model.pt"), _params(chunked / "model.pt")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    rows = json.loads((chunked / "log.json").read_text())["rows"]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # one log across both chunks
+
+
+def test_cli_train_runs_and_reports(tmp_path, capsys, images_dir):
+    out = tmp_path / "cli"
+    code = main([
+        "train", "--out", str(out), "--steps", "2", "--batch", "1", "--crop", "64", "64",
+        "--width", "8", "--descriptor-dim", "16", "--depth", "1", "--labels", "hard",
+        "--no-curriculum", "--threads", "1", "--no-skimage", "--images", str(images_dir),
+    ])  # fmt: skip
+    assert code == 0
+    assert "step 2" in capsys.readouterr().out
+    meta = torch.load(out / "model.pt", weights_only=True)["meta"]
+    assert meta["train_config"]["labels"] == "hard"
+    assert meta["train_config"]["curriculum"] is False
+    assert main(["train", "--out", str(out), "--crop", "60", "64"]) == 1  # not a multiple of 32
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out_dir, images_dir):
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+        WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+    )  # fmt: skip
+    train(_tiny(images_dir, out_dir=out_dir, steps=2, ddp=True, device="cpu"))
+
+
+def test_ddp_on_cpu_with_gloo_two_processes(tmp_path, images_dir):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(images_dir)), nprocs=2, join=True)
+    rows = json.loads((out / "log.json").read_text())["rows"]
+    assert rows[-1]["step"] == 2
+    assert load_model(out / "model.pt").arch["width"] == 8
