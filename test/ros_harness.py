@@ -37,7 +37,8 @@ from tpr_vo.types import CameraIntrinsics
 
 @contextmanager
 def ros_session() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
-    """A fresh, isolated rclpy context with an executor spinning in a background thread."""
+    """A fresh, isolated rclpy context with an executor spinning in a background thread. Nodes
+    are destroyed by the context's shutdown, after the executor has stopped."""
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     domain_id = random.randint(1, 100)
     os.environ["ROS_DOMAIN_ID"] = str(domain_id)

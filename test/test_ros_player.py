@@ -1,0 +1,95 @@
+"""kitti_player -> vo_node in one process (MultiThreadedExecutor) against the real rclpy: an
+Odometry for every published frame, equal to `tpr-vo run`'s OfflinePipeline to 1e-6 m."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from ros_harness import Probe, params, ros_session, wait_for  # noqa: E402
+
+from tpr_vo.config import load_config  # noqa: E402
+from tpr_vo.datasets import open_sequence  # noqa: E402
+from tpr_vo.errors import ConfigError  # noqa: E402
+from tpr_vo.pipeline import OfflinePipeline  # noqa: E402
+from tpr_vo.ros.body_frame import T_base_cam_from_config, T_odom_base_from_cam  # noqa: E402
+from tpr_vo.ros.conversions import pose_to_matrix  # noqa: E402
+from tpr_vo.ros.kitti_player import KittiPlayer  # noqa: E402
+from tpr_vo.ros.node import VoNode  # noqa: E402
+
+pytestmark = pytest.mark.ros
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "kitti.yaml"
+
+
+def play(kitti06, mode: str, frames: int):
+    """Run player + node until the player finishes; returns (node config, odometry list)."""
+    with ros_session() as (context, executor):
+        node = VoNode(
+            context=context,
+            parameter_overrides=params(**{"features.kind": "orb", "frontend.mode": mode}),
+        )
+        probe = Probe(context)  # only listens here
+        player = KittiPlayer(
+            context=context,
+            parameter_overrides=params(
+                sequence=str(kitti06),
+                mode=mode,
+                rate=0.0,  # lock-step: the next frame after the previous frame's odometry
+                max_frames=frames,
+                stamp_from_now=False,
+            ),
+        )
+        for n in (node, probe, player):
+            executor.add_node(n)
+        wait_for(lambda: player.done, 120.0, "the player to finish")
+        wait_for(lambda: len(probe.odometry) >= frames, 5.0, "the last odometry")
+        assert player.published == frames
+        assert node.counts["processed"] == frames and not node.skipped
+        config, odometry = node.config, list(probe.odometry)
+    return config, odometry
+
+
+def offline(kitti06, config, frames: int) -> tuple[np.ndarray, list[float]]:
+    sequence = open_sequence(kitti06)
+    result = OfflinePipeline(sequence, config, out_dir=None, max_frames=frames).run()
+    T_bc = T_base_cam_from_config(config.camera)
+    T = np.stack([T_odom_base_from_cam(T_wc, T_bc) for T_wc in result.T_world_cam])
+    return T, [sequence[i].stamp_s for i in range(frames)]
+
+
+@pytest.mark.parametrize("mode, frames", [("mono", 8), ("stereo", 4)])
+def test_player_to_node_matches_offline_pipeline(kitti06, mode, frames):
+    config, odometry = play(kitti06, mode, frames)
+    # The node read config/kitti.yaml (its default parameter file) plus the overrides: the
+    # same config as `tpr-vo run --config config/kitti.yaml --features orb --mode MODE`.
+    assert config == load_config(CONFIG, {"features.kind": "orb", "frontend.mode": mode})
+    assert len(odometry) == frames  # one Odometry per published frame, none dropped
+    expected_T, expected_stamps = offline(kitti06, config, frames)
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in odometry]
+    np.testing.assert_allclose(stamps, expected_stamps, atol=1e-9)
+    got = np.stack([pose_to_matrix(m.pose.pose) for m in odometry])
+    np.testing.assert_allclose(got[:, :3, 3], expected_T[:, :3, 3], atol=1e-6)  # metres
+    np.testing.assert_allclose(got[:, :3, :3], expected_T[:, :3, :3], atol=1e-6)
+    travelled_m = np.linalg.norm(got[-1, :3, 3])
+    assert got[-1, 0, 3] > 0.5 * travelled_m > 0  # it drove forward (body +x)
+    if mode == "stereo":  # metric: KITTI 06 moves about 1.1 m per frame here
+        assert 0.6 * (frames - 1) < travelled_m < 1.6 * (frames - 1)
+
+
+def test_player_rejects_bad_parameters(kitti06, tmp_path):
+    with ros_session() as (context, _):
+        with pytest.raises(ConfigError, match="'sequence'"):
+            KittiPlayer(context=context)
+        with pytest.raises(ConfigError, match="'mode' must be mono or stereo"):
+            KittiPlayer(
+                context=context, parameter_overrides=params(sequence=str(kitti06), mode="x")
+            )
+        with pytest.raises(ConfigError, match="no frames"):
+            KittiPlayer(
+                context=context,
+                parameter_overrides=params(sequence=str(kitti06), start_frame=10_000),
+            )
