@@ -107,6 +107,21 @@ def test_model_path_resolution(tmp_path):
             resolve_model_path("", ".onnx")
 
 
+def test_shipped_model_found_in_a_colcon_install(tmp_path, monkeypatch):
+    """A colcon install puts models/* in <prefix>/share/tpr_vo/models (setup.py data_files);
+    ament_index finds the prefix through AMENT_PREFIX_PATH."""
+    pytest.importorskip("ament_index_python")
+    prefix = tmp_path / "install"
+    (prefix / "share/ament_index/resource_index/packages").mkdir(parents=True)
+    (prefix / "share/ament_index/resource_index/packages/tpr_vo").write_text("")
+    models = prefix / "share/tpr_vo/models"
+    models.mkdir(parents=True)
+    (models / "tpr_default.onnx").write_bytes(b"onnx")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
+    assert shipped_model_dirs()[0] == models
+    assert resolve_model_path("", ".onnx") == models / "tpr_default.onnx"
+
+
 def test_explicit_and_auto_selection(random_model_files, caplog):
     _, onnx = random_model_files
     cfg = FeaturesConfig(model_path=str(onnx), backend="onnxruntime", onnx_threads=1)
