@@ -64,10 +64,13 @@ class QuadRenderer:
         levels = np.floor(0.5 * np.log2(np.maximum(ratio, 1e-9)))
         levels = np.where(in_front, np.maximum(levels, 0), 0).astype(int)
         nearest_inv = 1.0 / np.maximum(z.min(1), NEAR_M)
-        for q in np.flatnonzero(keep)[np.argsort(dist[keep])]:  # near to far: cheap occlusion
+        order = np.flatnonzero(keep)[np.argsort(dist[keep])]  # near to far: cheap occlusion
+        H = self._homographies(scene, order, R, t)
+        g = self._plane_inv_depths(scene, order, R, t)
+        for k, q in enumerate(order):
             quad = scene.quads[q]
             pts = px[q] if in_front[q] else None
-            self._draw_quad(quad, scene.textures[quad.texture_id], R, t, corners[q], pts,
+            self._draw_quad(scene.textures[quad.texture_id], H[k], g[k], corners[q], pts,
                             int(levels[q]), float(nearest_inv[q]), image, inv_depth)  # fmt: skip
         return View(image, inv_depth)
 
@@ -81,6 +84,18 @@ class QuadRenderer:
         n_cam = R @ quad.normal
         offset = n_cam @ (R @ quad.origin_m + t)
         return np.linalg.solve(self.K.T, n_cam) / offset
+
+    def _homographies(self, scene: Scene, index: np.ndarray, R, t) -> np.ndarray:
+        """(len(index), 3, 3) level-0 texel -> pixel homographies K [R u | R v | R o + t]."""
+        cols = np.stack([scene.axes_u_m[index] @ R.T, scene.axes_v_m[index] @ R.T,
+                         scene.origins_m[index] @ R.T + t], axis=2)  # fmt: skip
+        return self.K @ cols
+
+    def _plane_inv_depths(self, scene: Scene, index: np.ndarray, R, t) -> np.ndarray:
+        """(len(index), 3) float32 g with 1/z = g . (u, v, 1) on each quad's plane."""
+        n_cam = scene.normals[index] @ R.T
+        offset = np.einsum("qi,qi->q", n_cam, scene.origins_m[index] @ R.T + t)
+        return (n_cam @ np.linalg.inv(self.K) / offset[:, None]).astype(np.float32)
 
     def _draw_ground(self, scene: Scene, R, t, image, inv_depth):
         g = self._plane_inv_depth(scene.ground, R, t).astype(np.float32)
@@ -107,10 +122,9 @@ class QuadRenderer:
                 pyramid[lv], H, (self.width, r1 - r0), flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT_101,
             )  # fmt: skip
-            np.copyto(image[r0:r1], warped, where=visible[r0:r1])
+            cv2.copyTo(warped, visible[r0:r1].view(np.uint8), image[r0:r1])
 
-    def _draw_quad(self, quad, pyramid, R, t, corners_cam, pts, level, nearest_inv, image,
-                   inv_depth):  # fmt: skip
+    def _draw_quad(self, pyramid, H, g, corners_cam, pts, level, nearest_inv, image, inv_depth):
         if pts is None:  # crosses the near plane: clip, keep full resolution
             pts = _clip_near(corners_cam) @ self.K.T
             pts = pts[:, :2] / pts[:, 2:3]
@@ -120,18 +134,19 @@ class QuadRenderer:
         if x1 <= x0 or y1 <= y0 or inv_depth[y0:y1, x0:x1].min() > nearest_inv:
             return  # off-screen, or hidden behind what is drawn already
         level = min(level, len(pyramid) - 1)
-        shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-        H = shift @ self._homography(quad, R, t, level)
+        H = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ H  # image -> ROI pixels
+        H[:, :2] *= 2**level  # level-L texel a_L is level-0 texel 2^L a_L (pyrDown centres)
         size = (x1 - x0, y1 - y0)
         warped = cv2.warpPerspective(pyramid[level], H, size, flags=cv2.INTER_LINEAR)
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         poly = np.clip(np.round((pts - [x0, y0]) * 16), -(2**26), 2**26).astype(np.int32)
-        cv2.fillConvexPoly(mask, poly, 1, cv2.LINE_8, 4)
-        g = self._plane_inv_depth(quad, R, t).astype(np.float32)
-        quad_inv = g[0] * self.u[y0:y1, x0:x1] + g[1] * self.v[y0:y1, x0:x1] + g[2]
-        win = mask.view(bool) & (quad_inv > inv_depth[y0:y1, x0:x1])
-        np.copyto(image[y0:y1, x0:x1], warped, where=win)
-        np.copyto(inv_depth[y0:y1, x0:x1], quad_inv, where=win)
+        cv2.fillConvexPoly(mask, poly, 255, cv2.LINE_8, 4)
+        u, v = self.u[y0:y1, x0:x1], self.v[y0:y1, x0:x1]
+        quad_inv = cv2.addWeighted(u, float(g[0]), v, float(g[1]), float(g[2]))
+        depth_roi = inv_depth[y0:y1, x0:x1]
+        win = cv2.bitwise_and(mask, cv2.compare(quad_inv, depth_roi, cv2.CMP_GT))
+        cv2.copyTo(warped, win, image[y0:y1, x0:x1])
+        cv2.copyTo(quad_inv, win, depth_roi)
 
 
 def _area(polygon: np.ndarray) -> float:

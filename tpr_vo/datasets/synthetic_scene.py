@@ -55,7 +55,9 @@ class Scene:
     heading_rad: np.ndarray  # (S,) road direction, 0 = +z, positive turns towards +x
     corners_m: np.ndarray  # (Q, 4, 3)
     normals: np.ndarray  # (Q, 3)
-    origins_m: np.ndarray  # (Q, 3)
+    origins_m: np.ndarray  # (Q, 3) where texel (0, 0) of each quad's texture sits
+    axes_u_m: np.ndarray  # (Q, 3) world step of one level-0 texel along u
+    axes_v_m: np.ndarray  # (Q, 3)
     centers_m: np.ndarray  # (Q, 3)
     radii_m: np.ndarray  # (Q,) centre-to-corner distance
     texel_areas: np.ndarray  # (Q,) area of each quad in level-0 texels
@@ -269,6 +271,8 @@ def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
         corners_m=corners,
         normals=np.stack([q.normal for q in b.quads]),
         origins_m=np.stack([q.origin_m for q in b.quads]),
+        axes_u_m=np.stack([q.axis_u_m for q in b.quads]),
+        axes_v_m=np.stack([q.axis_v_m for q in b.quads]),
         centers_m=centers,
         radii_m=radii,
         texel_areas=area_m2 / texel_m2,
