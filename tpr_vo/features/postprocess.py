@@ -85,8 +85,8 @@ def detect_keypoints(
         keep[h - b :] = False
         keep[:, :b] = False
         keep[:, w - b :] = False
-    ys, xs = np.nonzero(keep)  # raster order
-    values = scores_hw[ys, xs]
+    raster = np.flatnonzero(keep)  # raster order; much faster than a 2-D np.nonzero
+    values = scores_hw.ravel()[raster]
     k = int(params.max_keypoints)
     if values.size > k:
         # Partition first (O(n)), then sort the survivors by score, raster order for ties.
@@ -94,10 +94,10 @@ def detect_keypoints(
         above = np.flatnonzero(values > threshold)
         tied = np.flatnonzero(values == threshold)[: k - above.size]
         chosen = np.concatenate([above, tied])
-        ys, xs, values = ys[chosen], xs[chosen], values[chosen]
-    raster = ys.astype(np.int64) * w + xs
+        raster, values = raster[chosen], values[chosen]
     order = np.lexsort((raster, -values))
-    keypoints = np.stack([xs[order], ys[order]], axis=1).astype(np.int64)
+    ys, xs = np.divmod(raster[order], w)
+    keypoints = np.stack([xs, ys], axis=1).astype(np.int64)
     return keypoints, values[order].astype(np.float32)
 
 
