@@ -104,7 +104,9 @@ def write_sequence_bag(
             for topic, right in cameras:
                 pixels = frame.image_right if right else frame.image_left
                 if pixels is None:
-                    log.warning("%s: frame %d has no %s image; not written", sequence.name, i, topic)
+                    log.warning(
+                        "%s: frame %d has no %s image; not written", sequence.name, i, topic
+                    )
                     continue
                 frame_id = "camera_right_optical_frame" if right else "camera_optical_frame"
                 info = camera_info(frame.stamp_s, frame_id, right)
