@@ -51,8 +51,8 @@ def ros_session() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
         yield context, executor
     finally:
         executor.shutdown(timeout_sec=5.0)
+        thread.join(timeout=5.0)  # the spin thread is out before nodes are destroyed
         rclpy.try_shutdown(context=context)
-        thread.join(timeout=5.0)
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -88,6 +88,7 @@ def test_odometry_for_every_frame_equals_offline_pipeline_then_reset(kitti06):
         probe.send_frame(frames.images[3], frames.times_s[-1] + 0.1, frames.intrinsics)
         probe.wait_odometry(7)
         np.testing.assert_allclose(pose_to_matrix(probe.odometry[-1].pose.pose), np.eye(4))
+        wait_for(lambda: probe.diagnostics, 3.0, "a /diagnostics message (1 Hz)")
         diag = node.diagnostics().status[0]
         values = {kv.key: kv.value for kv in diag.values}
         assert values["frames_processed"] == "7" and "latency_end_to_end_ms" in values
@@ -151,6 +152,27 @@ def test_bad_messages_are_logged_skipped_and_the_next_frame_is_processed(kitti06
         "image is 600x200 px but the camera is 1226x370 px",
     ):
         assert text in err, f"not logged: {text!r}"
+
+
+def test_intrinsics_from_config_without_camera_info(kitti06):
+    frames = KittiFrames(kitti06, 2)
+    intr = frames.intrinsics
+    camera = {"camera.fx": intr.fx, "camera.fy": intr.fy, "camera.cx": intr.cx}
+    camera["camera.cy"] = intr.cy
+    with ros_session() as (context, executor):
+        node = VoNode(context=context, parameter_overrides=params(**ORB, **camera))
+        probe = Probe(context)
+        executor.add_node(node)
+        executor.add_node(probe)
+        probe.wait_connected()
+        probe.send_frame(frames.images[0], 1.0, None)  # no camera_info at all
+        probe.send_frame(np.ascontiguousarray(frames.images[1][:300]), 1.1, None)
+        probe.send_frame(frames.images[1], 1.2, None)
+        probe.wait_odometry(2)
+        wait_for(lambda: node.skipped.get("size_mismatch") == 1, 5.0, "the size-change skip")
+        assert node.counts["processed"] == 2
+        np.testing.assert_allclose(probe.odometry_stamps(), [1.0, 1.2])
+        assert node._intrinsics == dataclasses.replace(intr, baseline_m=None)
 
 
 def test_parameters_file_overrides_and_validation(tmp_path):

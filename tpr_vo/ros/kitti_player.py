@@ -35,6 +35,7 @@ from tpr_vo.ros.conversions import (
 )
 
 TICK_S = 0.005
+RESET_TIMEOUT_S = 2.0
 PROGRESS_EVERY = 50
 
 
@@ -87,6 +88,8 @@ class KittiPlayer(Node):
         self._awaiting: tuple[int, int] | None = None  # stamp whose odometry we wait for
         self.create_subscription(Odometry, "odometry", self._on_odometry, 10)
         self._reset_client = self.create_client(Trigger, "reset")
+        self._reset_future = None
+        self._reset_sent_s = 0.0
         self.published = 0
         self.done = False
         self._cursor = 0
@@ -115,6 +118,13 @@ class KittiPlayer(Node):
                 return
             self._started_s = now
             self._rate_origin_s = now
+        if self._reset_future is not None:  # looping: the node restarts before frame 0
+            if not self._reset_future.done() and now - self._reset_sent_s < RESET_TIMEOUT_S:
+                return
+            self._reset_future = None
+            self._rate_origin_s = now
+            self._advance()
+            return
         if self.lockstep:
             if self._awaiting is not None:
                 if now - self._sent_s < self.params["lockstep_timeout_s"]:
@@ -157,9 +167,11 @@ class KittiPlayer(Node):
             self._rate_origin_s = time.monotonic()
             if self.params["stamp_from_now"]:
                 self._stamp_base_s = self._now_s()
-            if self._reset_client.service_is_ready():
-                self._reset_client.call_async(Trigger.Request())
             self.get_logger().info(f"loop {self._loop_count}: restarting the sequence")
+            if self._reset_client.service_is_ready():
+                self._reset_future = self._reset_client.call_async(Trigger.Request())
+                self._reset_sent_s = time.monotonic()
+                return  # _tick publishes frame 0 once the node has restarted
         index = self.indices[self._cursor]
         self._cursor += 1
         self._publish_frame(index)

@@ -5,7 +5,7 @@ Subscribes (relative names, so launch remaps them; sensor-data QoS):
   right/image, right/camera_info          frontend.mode == stereo, paired by exact stamp
 Publishes: odometry (nav_msgs/Odometry odom -> base_link, pose + twist with covariance),
   path (nav_msgs/Path, bounded), TF odom -> base_link (tf2_ros present and ros.publish_tf),
-  diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz). Service: reset (std_srvs/Trigger).
+  /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz). Service: reset (std_srvs/Trigger).
 
 Callbacks only queue messages (bounded; the oldest is dropped and counted under overload); one
 worker thread decodes the newest frames, runs the core and publishes. A bad message is logged
@@ -94,7 +94,8 @@ class VoNode(Node):
         ros = self.config.ros
         self._odom_pub = self.create_publisher(Odometry, "odometry", 10)
         self._path_pub = self.create_publisher(Path, "path", 1)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        # Absolute, like diagnostic_updater: the aggregator listens on /diagnostics.
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._path = deque(maxlen=ros.path_max_length)
         self._tf = None
         if ros.publish_tf:
