@@ -121,7 +121,7 @@ def build_engine(
     onnx_path: str | os.PathLike, h: int, w: int, precision: str, workspace_bytes: int = 1 << 30
 ) -> bytes:
     """Serialised engine for input (1, 1, h, w); h, w multiples of 32."""
-    if precision not in ("fp32", "fp16-score32") and precision != "fp16":
+    if precision not in PRECISIONS:
         raise DataError(f"TensorRT precision must be one of {PRECISIONS}, got {precision!r}")
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
