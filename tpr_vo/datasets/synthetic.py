@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -109,6 +110,40 @@ def sensor_effects(image: np.ndarray, gain: float, rng: np.random.Generator) -> 
     return cv2.add(image, cv2.multiply(noise, sigma), dtype=cv2.CV_8U)  # rounds, saturates
 
 
+@dataclass(frozen=True)
+class SyntheticWorld:
+    """The scene and the rig's exact trajectory, before rendering.
+
+    T_scene_cam0: (N, 4, 4) left camera poses in the scene frame (what the renderer uses);
+    T_world_cam0: (N, 4, 4) the same relative to the first camera (what poses.txt holds);
+    T_cam0_cam1: (4, 4) the right camera in the left camera's frame (+baseline along x)."""
+
+    scene: Scene
+    T_scene_cam0: np.ndarray
+    T_world_cam0: np.ndarray
+    T_cam0_cam1: np.ndarray
+    arc_m: np.ndarray  # (N,) distance driven at each frame
+
+
+def synthetic_world(num_frames: int = 200, seed: int = 0, motion: str = "drive") -> SyntheticWorld:
+    """Build the scene and trajectory of `render_synthetic_sequence` (same arguments)."""
+    if motion not in MOTIONS:
+        raise DataError(f"synthetic motion {motion!r}: expected one of {MOTIONS}")
+    if num_frames < 1:
+        raise DataError(f"synthetic sequence: need num_frames >= 1, got {num_frames}")
+    rng = np.random.default_rng(seed)
+    arc_m = vehicle_arc_lengths(num_frames, rng) if motion == "drive" else np.zeros(num_frames)
+    scene = build_scene(float(arc_m[-1]), rng)
+    T_scene_cam = camera_poses(scene, arc_m, rng)
+    T_world_cam = np.linalg.inv(T_scene_cam[0]) @ T_scene_cam
+    T_world_cam[0] = np.eye(4)  # exactly, not up to rounding
+    if motion == "stationary":
+        T_world_cam[:] = np.eye(4)
+    T_cam0_cam1 = np.eye(4)
+    T_cam0_cam1[0, 3] = BASELINE_M
+    return SyntheticWorld(scene, T_scene_cam, T_world_cam, T_cam0_cam1, arc_m)
+
+
 def render_synthetic_sequence(
     out_dir: str | os.PathLike,
     num_frames: int = 200,
@@ -123,20 +158,12 @@ def render_synthetic_sequence(
     sequence rendered: everything is written to a temp folder beside `out_dir` and moved in."""
     from tpr_vo.datasets.synthetic_render import QuadRenderer
 
-    if motion not in MOTIONS:
-        raise DataError(f"synthetic motion {motion!r}: expected one of {MOTIONS}")
-    if num_frames < 1 or width < 64 or height < 64:
-        raise DataError(f"synthetic sequence: need num_frames >= 1 and size >= 64 px, got "
-                        f"{num_frames} frames of {width}x{height}")  # fmt: skip
+    if width < 64 or height < 64:
+        raise DataError(f"synthetic sequence: need width, height >= 64 px, got {width}x{height}")
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    arc_m = vehicle_arc_lengths(num_frames, rng) if motion == "drive" else np.zeros(num_frames)
-    scene = build_scene(float(arc_m[-1]), rng)
-    T_scene_cam = camera_poses(scene, arc_m, rng)
-    T_world_cam = np.linalg.inv(T_scene_cam[0]) @ T_scene_cam
-    T_world_cam[0] = np.eye(4)  # exactly, not up to rounding
-    T_cam0_cam1 = np.eye(4)
-    T_cam0_cam1[0, 3] = BASELINE_M
+    world = synthetic_world(num_frames, seed, motion)
+    scene, T_scene_cam, T_cam0_cam1 = world.scene, world.T_scene_cam0, world.T_cam0_cam1
+    rng = np.random.default_rng([seed, 1])
     K = synthetic_intrinsics(width, height)
     renderer = QuadRenderer(K, width, height)
     built = time.perf_counter()
@@ -152,7 +179,7 @@ def render_synthetic_sequence(
         right_gain = rng.uniform(0.95, 1.05)
 
         def render_frame(i: int) -> None:
-            frame_rng = np.random.default_rng([seed, i])
+            frame_rng = np.random.default_rng([seed, 2, i])
             views = (("image_0", T_scene_cam[i]), ("image_1", T_scene_cam[i] @ T_cam0_cam1))
             for cam, T_cam in views:
                 gain = exposure[i] * (right_gain if cam == "image_1" else 1.0)
@@ -165,12 +192,12 @@ def render_synthetic_sequence(
         _write_calib(tmp / "calib.txt", K)
         times = "".join(f"{i / FPS:.6e}\n" for i in range(num_frames))
         write_text_atomic(tmp / "times.txt", times)
-        write_kitti_poses(tmp / "poses.txt", T_world_cam)
+        write_kitti_poses(tmp / "poses.txt", world.T_world_cam0)
         _move_into(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("synthetic %s sequence: %d frames %dx%d, seed %d, %.1f m, scene %.1f s, total %.1f s",
-             motion, num_frames, width, height, seed, arc_m[-1], built - started,
+             motion, num_frames, width, height, seed, world.arc_m[-1], built - started,
              time.perf_counter() - started)  # fmt: skip
     return out_dir
 

@@ -17,6 +17,7 @@ from tpr_vo.datasets.synthetic_scene import Quad, Scene
 
 NEAR_M = 0.3
 FAR_M = 150.0
+MIP_BIAS = 0.5  # round the level: at most 1.4 texels per pixel, so thin lines do not alias
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class QuadRenderer:
         x, y = px[..., 0], px[..., 1]
         pixel_area = 0.5 * np.abs((x * np.roll(y, -1, 1) - y * np.roll(x, -1, 1)).sum(1))
         ratio = scene.texel_areas / np.maximum(pixel_area, 1e-9)
-        levels = np.floor(0.5 * np.log2(np.maximum(ratio, 1e-9)))
+        levels = np.floor(0.5 * np.log2(np.maximum(ratio, 1e-9)) + MIP_BIAS)
         levels = np.where(in_front, np.maximum(levels, 0), 0).astype(int)
         nearest_inv = 1.0 / np.maximum(z.min(1), NEAR_M)
         order = np.flatnonzero(keep)[np.argsort(dist[keep])]  # near to far: cheap occlusion
@@ -111,7 +112,8 @@ class QuadRenderer:
         height_m = 1.0 / np.linalg.norm(self._plane_inv_depth(scene.ground, R, t) @ self.K)
         footprint = z / self.K[0, 0] * np.sqrt(z / height_m) / res
         pyramid = scene.textures[scene.ground.texture_id]
-        level = np.clip(np.floor(np.log2(np.maximum(footprint, 1e-3))), 0, len(pyramid) - 1)
+        level = np.floor(np.log2(np.maximum(footprint, 1e-3)) + MIP_BIAS)
+        level = np.clip(level, 0, len(pyramid) - 1)
         rows_visible = visible.any(1)
         for lv in np.unique(level[rows_visible]).astype(int):
             rows = np.flatnonzero(rows_visible & (level == lv))

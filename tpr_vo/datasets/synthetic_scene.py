@@ -25,7 +25,7 @@ GROUND_RES_M = 0.05  # metres per ground-atlas texel
 PATH_STEP_M = 0.1
 PHOTOS = (
     "astronaut.png camera.png chelsea.png coffee.png rocket.jpg motorcycle_left.png coins.png "
-    "page.png text.png clock_motion.png hubble_deep_field.jpg moon.png horse.png cell.png"
+    "text.png clock_motion.png hubble_deep_field.jpg moon.png horse.png cell.png"
 ).split()
 
 
