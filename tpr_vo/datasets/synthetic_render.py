@@ -64,15 +64,38 @@ class QuadRenderer:
         ratio = scene.texel_areas / np.maximum(pixel_area, 1e-9)
         levels = np.floor(0.5 * np.log2(np.maximum(ratio, 1e-9)) + MIP_BIAS)
         levels = np.where(in_front, np.maximum(levels, 0), 0).astype(int)
+        levels = np.minimum(levels, scene.num_levels - 1)
         nearest_inv = 1.0 / np.maximum(z.min(1), NEAR_M)
         order = np.flatnonzero(keep)[np.argsort(dist[keep])]  # near to far: cheap occlusion
+        polygons = list(px[order])
+        boxes = np.concatenate([lo, hi], axis=1)[order]
+        for k in np.flatnonzero(~in_front[order]):  # crosses the near plane: clip
+            polygons[k] = _project(_clip_near(corners[order[k]]), self.K)
+            boxes[k] = np.r_[polygons[k].min(0), polygons[k].max(0)]
+        boxes = np.floor(boxes) + [0, 0, 2, 2]
+        boxes = np.clip(boxes, 0, [self.width, self.height] * 2).astype(int)
+        # homographies into each bounding box, for each quad's mip level (a level-L texel a_L
+        # is level-0 texel 2^L a_L: pyrDown keeps the even samples' centres)
         H = self._homographies(scene, order, R, t)
-        g = self._plane_inv_depths(scene, order, R, t)
-        for k, q in enumerate(order):
-            quad = scene.quads[q]
-            pts = px[q] if in_front[q] else None
-            self._draw_quad(scene.textures[quad.texture_id], H[k], g[k], corners[q], pts,
-                            int(levels[q]), float(nearest_inv[q]), image, inv_depth)  # fmt: skip
+        H[:, :, :2] *= (2.0 ** levels[order])[:, None, None]
+        H[:, 0] -= boxes[:, 0, None] * H[:, 2]
+        H[:, 1] -= boxes[:, 1, None] * H[:, 2]
+        g = self._plane_inv_depths(scene, order, R, t).tolist()
+        for k, q in enumerate(order.tolist()):
+            x0, y0, x1, y1 = boxes[k].tolist()
+            if x1 <= x0 or y1 <= y0 or inv_depth[y0:y1, x0:x1].min() > nearest_inv[q]:
+                continue  # off-screen, or hidden behind what is drawn already
+            texture = scene.textures[scene.quads[q].texture_id][levels[q]]
+            warped = cv2.warpPerspective(texture, H[k], (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            poly = np.clip(np.round((polygons[k] - [x0, y0]) * 16), -(2**26), 2**26)
+            cv2.fillConvexPoly(mask, poly.astype(np.int32), 255, cv2.LINE_8, 4)
+            gu, gv, g1 = g[k]
+            quad_inv = cv2.addWeighted(self.u[y0:y1, x0:x1], gu, self.v[y0:y1, x0:x1], gv, g1)
+            depth_roi = inv_depth[y0:y1, x0:x1]
+            win = cv2.bitwise_and(mask, cv2.compare(quad_inv, depth_roi, cv2.CMP_GT))
+            cv2.copyTo(warped, win, image[y0:y1, x0:x1])
+            cv2.copyTo(quad_inv, win, depth_roi)
         return View(image, inv_depth)
 
     def _homography(self, quad: Quad, R, t, level: int) -> np.ndarray:
@@ -99,12 +122,13 @@ class QuadRenderer:
         return (n_cam @ np.linalg.inv(self.K) / offset[:, None]).astype(np.float32)
 
     def _draw_ground(self, scene: Scene, R, t, image, inv_depth):
-        g = self._plane_inv_depth(scene.ground, R, t).astype(np.float32)
-        ground_inv = g[0] * self.u + g[1] * self.v + g[2]
-        visible = ground_inv > 1.0 / (FAR_M * 4)
-        if not visible.any():
+        g = self._plane_inv_depth(scene.ground, R, t).tolist()
+        ground_inv = cv2.addWeighted(self.u, g[0], self.v, g[1], g[2])
+        visible = cv2.compare(ground_inv, 1.0 / (FAR_M * 4), cv2.CMP_GT)  # 0 | 255
+        rows_visible = visible.max(1) > 0
+        if not rows_visible.any():
             return
-        np.copyto(inv_depth, ground_inv, where=visible)
+        cv2.copyTo(ground_inv, visible, inv_depth)
         # texel footprint per row (the camera barely rolls): lateral z/f by along-track z^2/(f h);
         # their geometric mean picks the mip level
         z = 1.0 / np.maximum(ground_inv[:, self.width // 2].astype(np.float64), 1e-6)
@@ -114,7 +138,6 @@ class QuadRenderer:
         pyramid = scene.textures[scene.ground.texture_id]
         level = np.floor(np.log2(np.maximum(footprint, 1e-3)) + MIP_BIAS)
         level = np.clip(level, 0, len(pyramid) - 1)
-        rows_visible = visible.any(1)
         for lv in np.unique(level[rows_visible]).astype(int):
             rows = np.flatnonzero(rows_visible & (level == lv))
             r0, r1 = rows[0], rows[-1] + 1
@@ -124,36 +147,12 @@ class QuadRenderer:
                 pyramid[lv], H, (self.width, r1 - r0), flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT_101,
             )  # fmt: skip
-            cv2.copyTo(warped, visible[r0:r1].view(np.uint8), image[r0:r1])
-
-    def _draw_quad(self, pyramid, H, g, corners_cam, pts, level, nearest_inv, image, inv_depth):
-        if pts is None:  # crosses the near plane: clip, keep full resolution
-            pts = _clip_near(corners_cam) @ self.K.T
-            pts = pts[:, :2] / pts[:, 2:3]
-        x0, y0 = np.floor(pts.min(0)).astype(int)
-        x1, y1 = np.ceil(pts.max(0)).astype(int) + 1
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, self.width), min(y1, self.height)
-        if x1 <= x0 or y1 <= y0 or inv_depth[y0:y1, x0:x1].min() > nearest_inv:
-            return  # off-screen, or hidden behind what is drawn already
-        level = min(level, len(pyramid) - 1)
-        H = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ H  # image -> ROI pixels
-        H[:, :2] *= 2**level  # level-L texel a_L is level-0 texel 2^L a_L (pyrDown centres)
-        size = (x1 - x0, y1 - y0)
-        warped = cv2.warpPerspective(pyramid[level], H, size, flags=cv2.INTER_LINEAR)
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        poly = np.clip(np.round((pts - [x0, y0]) * 16), -(2**26), 2**26).astype(np.int32)
-        cv2.fillConvexPoly(mask, poly, 255, cv2.LINE_8, 4)
-        u, v = self.u[y0:y1, x0:x1], self.v[y0:y1, x0:x1]
-        quad_inv = cv2.addWeighted(u, float(g[0]), v, float(g[1]), float(g[2]))
-        depth_roi = inv_depth[y0:y1, x0:x1]
-        win = cv2.bitwise_and(mask, cv2.compare(quad_inv, depth_roi, cv2.CMP_GT))
-        cv2.copyTo(warped, win, image[y0:y1, x0:x1])
-        cv2.copyTo(quad_inv, win, depth_roi)
+            cv2.copyTo(warped, visible[r0:r1], image[r0:r1])
 
 
-def _area(polygon: np.ndarray) -> float:
-    x, y = polygon[:, 0], polygon[:, 1]
-    return 0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1)))
+def _project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    p = points_cam @ K.T
+    return p[:, :2] / p[:, 2:3]
 
 
 def _clip_near(polygon: np.ndarray) -> np.ndarray:

@@ -61,6 +61,7 @@ class Scene:
     centers_m: np.ndarray  # (Q, 3)
     radii_m: np.ndarray  # (Q,) centre-to-corner distance
     texel_areas: np.ndarray  # (Q,) area of each quad in level-0 texels
+    num_levels: np.ndarray  # (Q,) mip levels of each quad's texture
 
 
 def load_photos() -> dict[str, np.ndarray]:
@@ -276,6 +277,7 @@ def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
         centers_m=centers,
         radii_m=radii,
         texel_areas=area_m2 / texel_m2,
+        num_levels=np.array([len(b.textures[q.texture_id]) for q in b.quads]),
     )
 
 
