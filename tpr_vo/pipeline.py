@@ -35,6 +35,7 @@ class RunResult:
     fps: float
     stage_ms: dict[str, float]
     metrics: dict | None = None
+    plot_T_world_cam: np.ndarray | None = field(default=None, repr=False)
     estimates: list[PoseEstimate] = field(default_factory=list, repr=False)
 
 
@@ -173,6 +174,9 @@ class OfflinePipeline:
             fps=result.fps,
             scale_source=source,
         )
+        if source == "none":
+            # scale-free mono: show the estimate in the ground truth's frame and scale
+            result.plot_T_world_cam = metrics.alignment.apply(result.T_world_cam)
         return metrics.to_json_dict()
 
     def _write_poses(self, result: RunResult) -> None:
@@ -190,11 +194,13 @@ class OfflinePipeline:
         title = f"{self.sequence.name}: {self.config.features.kind}, {self.config.frontend.mode}"
         if self.config.frontend.mode == "mono":
             title += f", scale={self.config.frontend.scale}"
+        aligned = result.plot_T_world_cam is not None
         plot_trajectory(
             None if gt is None else gt[: self.num_frames],
-            result.T_world_cam,
+            result.plot_T_world_cam if aligned else result.T_world_cam,
             self.out_dir / "trajectory.png",
             title=title,
+            est_label="estimate (Sim(3)-aligned)" if aligned else "estimate",
         )
 
     def _write_config_and_timing(self, result: RunResult) -> None:
