@@ -71,17 +71,13 @@ class VisualOdometry:
         self.config = config
         self.intrinsics = intrinsics
         self.backend = backend if backend is not None else create_backend(config.features)
-        try:
-            from tpr_vo.map_tracker import MapTracker
-        except ImportError:  # TEMPORARY until the local-map tracker lands (issue 4)
-            MapTracker = None
-        if config.frontend.kind == "f2f" or MapTracker is None:
+        if config.frontend.kind == "f2f":
             from tpr_vo.frame_to_frame import FrameToFrameTracker
 
-            if config.frontend.kind != "f2f":
-                log.warning("local-map tracker not available yet; using the f2f chain")
             self._tracker = FrameToFrameTracker(config, intrinsics)
         else:
+            from tpr_vo.map_tracker import MapTracker
+
             self._tracker = MapTracker(config, intrinsics)
         self.reset()
 

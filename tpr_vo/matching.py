@@ -1,14 +1,18 @@
-"""Descriptor matching: mutual nearest neighbour + Lowe ratio, brute force or guided by predicted
-positions. Binary descriptors (uint8, packed) use Hamming distance; float descriptors use the L2
-distance between unit vectors (monotonic in cosine similarity)."""
+"""Descriptor matching: mutual nearest neighbour + Lowe ratio, brute force or restricted to
+candidate pairs (guided by predicted positions, or the same row of a rectified stereo pair).
+Binary descriptors (uint8, packed) use Hamming distance; float descriptors use the L2 distance
+between unit vectors (monotonic in cosine similarity)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from tpr_vo.config import MatchingConfig
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -41,43 +45,65 @@ def distance_matrix(desc_a: np.ndarray, desc_b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
+def pair_distances(desc_a: np.ndarray, desc_b: np.ndarray, ia: np.ndarray, ib: np.ndarray):
+    """(P,) float32 distances of the pairs (desc_a[ia], desc_b[ib])."""
+    if len(ia) == 0:
+        return np.zeros(0, np.float32)
+    if desc_a.dtype == np.uint8:
+        return _POPCOUNT[desc_a[ia] ^ desc_b[ib]].sum(1, dtype=np.int32).astype(np.float32)
+    diff = desc_a[ia].astype(np.float32) - desc_b[ib].astype(np.float32)
+    return np.sqrt((diff * diff).sum(1))
+
+
 def max_distance(binary: bool, cfg: MatchingConfig) -> float:
     # Unit vectors are at most 2 apart; 1.2 ~ cosine 0.28, which only rejects clear non-matches.
     return float(cfg.max_hamming) if binary else 1.2
 
 
-def match_from_distances(
-    dist: np.ndarray, cfg: MatchingConfig, binary: bool, valid: np.ndarray | None = None
-) -> Matches:
-    """Mutual NN + ratio test on a (Na, Nb) distance matrix; `valid` (Na, Nb) bool masks pairs
-    that may match (e.g. inside a search radius); masked pairs get +inf."""
+def match_from_distances(dist: np.ndarray, cfg: MatchingConfig, binary: bool) -> Matches:
+    """Mutual NN + ratio test on a dense (Na, Nb) distance matrix."""
     na, nb = dist.shape
     if na == 0 or nb == 0:
         return Matches.empty()
-    dist = dist.astype(np.float32, copy=True)
-    if valid is not None:
-        dist[~valid] = np.inf
-    rows = np.arange(na)
-    if nb >= 2:
-        two = np.argpartition(dist, 1, axis=1)[:, :2]
-        d2 = dist[rows[:, None], two]
-        order = np.argsort(d2, axis=1)
-        best = two[rows, order[:, 0]]
-        best_d = d2[rows, order[:, 0]]
-        second_d = d2[rows, order[:, 1]]
-    else:
-        best = np.zeros(na, np.int64)
-        best_d = dist[:, 0]
-        second_d = np.full(na, np.inf, np.float32)
-    keep = np.isfinite(best_d) & (best_d <= max_distance(binary, cfg))
+    ia = np.repeat(np.arange(na), nb)
+    ib = np.tile(np.arange(nb), na)
+    return match_pairs(ia, ib, dist.ravel(), na, nb, cfg, binary)
+
+
+def match_pairs(ia, ib, d, na: int, nb: int, cfg: MatchingConfig, binary: bool) -> Matches:
+    """Mutual NN + ratio test over sparse candidate pairs (ia[k], ib[k]) with distances d[k]."""
+    if len(ia) == 0:
+        return Matches.empty()
+    ia = np.asarray(ia, np.int64)
+    ib = np.asarray(ib, np.int64)
+    d = np.asarray(d, np.float32)
+    # Best and second-best b for every a: sort by (a, d).
+    order = np.lexsort((d, ia))
+    ia_s, ib_s, d_s = ia[order], ib[order], d[order]
+    first = np.ones(len(ia_s), bool)
+    first[1:] = ia_s[1:] != ia_s[:-1]
+    starts = np.flatnonzero(first)
+    best_a, best_b, best_d = ia_s[starts], ib_s[starts], d_s[starts]
+    second = np.full(len(starts), np.inf, np.float32)
+    has_second = np.zeros(len(starts), bool)
+    nxt = starts + 1
+    ok = nxt < len(ia_s)
+    ok[ok] &= ia_s[nxt[ok]] == best_a[ok]
+    has_second[ok] = True
+    second[has_second] = d_s[nxt[has_second]]
+    keep = best_d <= max_distance(binary, cfg)
     if cfg.ratio < 1.0:
-        keep &= best_d < cfg.ratio * second_d
+        keep &= best_d < cfg.ratio * second
     if cfg.mutual:
-        back = np.argmin(dist, axis=0)
-        keep &= back[best] == rows
-    idx_a = rows[keep].astype(np.int64)
-    idx_b = best[keep].astype(np.int64)
-    return Matches(idx_a, idx_b, best_d[keep].astype(np.float32))
+        # Best a for every b.
+        order_b = np.lexsort((d, ib))
+        ib_b, ia_b = ib[order_b], ia[order_b]
+        first_b = np.ones(len(ib_b), bool)
+        first_b[1:] = ib_b[1:] != ib_b[:-1]
+        back = np.full(nb, -1, np.int64)
+        back[ib_b[first_b]] = ia_b[first_b]
+        keep &= back[best_b] == best_a
+    return Matches(best_a[keep], best_b[keep], best_d[keep].astype(np.float32))
 
 
 def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfig) -> Matches:
@@ -85,7 +111,24 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     if len(desc_a) == 0 or len(desc_b) == 0:
         return Matches.empty()
     binary = desc_a.dtype == np.uint8
-    return match_from_distances(distance_matrix(desc_a, desc_b), cfg, binary)
+    dist = distance_matrix(desc_a, desc_b)
+    na, nb = dist.shape
+    if nb < 2:
+        return match_from_distances(dist, cfg, binary)
+    # Dense path without materialising all pairs: two smallest per row, argmin per column.
+    rows = np.arange(na)
+    two = np.argpartition(dist, 1, axis=1)[:, :2]
+    d2 = dist[rows[:, None], two]
+    swap = d2[:, 1] < d2[:, 0]
+    best = np.where(swap, two[:, 1], two[:, 0])
+    best_d = np.where(swap, d2[:, 1], d2[:, 0])
+    second_d = np.where(swap, d2[:, 0], d2[:, 1])
+    keep = best_d <= max_distance(binary, cfg)
+    if cfg.ratio < 1.0:
+        keep &= best_d < cfg.ratio * second_d
+    if cfg.mutual:
+        keep &= np.argmin(dist, axis=0)[best] == rows
+    return Matches(rows[keep].astype(np.int64), best[keep].astype(np.int64), best_d[keep])
 
 
 def match_guided(
@@ -96,14 +139,20 @@ def match_guided(
     radius_px: float,
     cfg: MatchingConfig,
 ) -> Matches:
-    """Match set a (with predicted pixel positions (Na, 2) in image b) to keypoints of image b,
-    only within `radius_px` of the prediction."""
+    """Match set a, with predicted pixel positions (Na, 2) in image b, to keypoints of image b
+    lying within `radius_px` of the prediction."""
     if len(desc_a) == 0 or len(desc_b) == 0:
         return Matches.empty()
-    d_px = np.linalg.norm(predicted_px[:, None, :] - keypoints_b_px[None, :, :], axis=2)
-    valid = d_px <= radius_px
-    binary = desc_a.dtype == np.uint8
-    return match_from_distances(distance_matrix(desc_a, desc_b), cfg, binary, valid)
+    tree_b = cKDTree(np.asarray(keypoints_b_px, np.float64))
+    tree_a = cKDTree(np.asarray(predicted_px, np.float64))
+    pairs = tree_a.query_ball_tree(tree_b, r=float(radius_px))
+    counts = np.fromiter((len(p) for p in pairs), np.int64, len(pairs))
+    if counts.sum() == 0:
+        return Matches.empty()
+    ia = np.repeat(np.arange(len(pairs)), counts)
+    ib = np.fromiter((j for p in pairs for j in p), np.int64, int(counts.sum()))
+    d = pair_distances(desc_a, desc_b, ia, ib)
+    return match_pairs(ia, ib, d, len(desc_a), len(desc_b), cfg, desc_a.dtype == np.uint8)
 
 
 def match_stereo(
@@ -117,11 +166,25 @@ def match_stereo(
     max_disparity_px: float = 250.0,
 ) -> Matches:
     """Left-right matches on a rectified pair: same row (within `max_row_diff_px`) and a
-    positive disparity x_left - x_right in [min, max]."""
+    disparity x_left - x_right in [min, max]."""
     if len(desc_left) == 0 or len(desc_right) == 0:
         return Matches.empty()
-    dy = np.abs(keypoints_left_px[:, None, 1] - keypoints_right_px[None, :, 1])
-    disp = keypoints_left_px[:, None, 0] - keypoints_right_px[None, :, 0]
-    valid = (dy <= max_row_diff_px) & (disp >= min_disparity_px) & (disp <= max_disparity_px)
-    binary = desc_left.dtype == np.uint8
-    return match_from_distances(distance_matrix(desc_left, desc_right), cfg, binary, valid)
+    yl = np.asarray(keypoints_left_px[:, 1], np.float64)
+    order = np.argsort(keypoints_right_px[:, 1], kind="stable")
+    yr = np.asarray(keypoints_right_px[order, 1], np.float64)
+    lo = np.searchsorted(yr, yl - max_row_diff_px, side="left")
+    hi = np.searchsorted(yr, yl + max_row_diff_px, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    if total == 0:
+        return Matches.empty()
+    ia = np.repeat(np.arange(len(yl)), counts)
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    ib = order[np.repeat(lo, counts) + offsets]
+    disp = keypoints_left_px[ia, 0] - keypoints_right_px[ib, 0]
+    ok = (disp >= min_disparity_px) & (disp <= max_disparity_px)
+    ia, ib = ia[ok], ib[ok]
+    d = pair_distances(desc_left, desc_right, ia, ib)
+    return match_pairs(
+        ia, ib, d, len(desc_left), len(desc_right), cfg, desc_left.dtype == np.uint8
+    )

@@ -69,7 +69,7 @@ def estimate_relative_pose(
         return None
     h_ratio = 0.0
     if check_homography:
-        H, h_mask = cv2.findHomography(p0, p1, cv2.RANSAC, 2.0 * threshold_px, confidence=0.99)
+        H, h_mask = cv2.findHomography(p0, p1, cv2.RANSAC, threshold_px, confidence=0.99)
         if H is not None and h_mask is not None:
             h_ratio = float(h_mask.sum()) / max(float(mask.sum()), 1.0)
     t = t.ravel()

@@ -168,16 +168,33 @@ def solve_pnp(
         return None
     inliers = np.zeros(n, bool)
     inliers[inl.ravel()] = True
-    T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
-    # Re-select inliers with the refined pose and refine once more on them.
-    r, z = reprojection_residuals(T, obj, img, K)
-    inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
-    if inliers.sum() < min_inliers:
-        return None
-    T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
-    r, z = reprojection_residuals(T, obj, img, K)
-    inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
-    if inliers.sum() < min_inliers or not np.all(np.isfinite(T)):
+    return refine_with_inliers(T, obj, img, K, threshold_px, min_inliers, inliers)
+
+
+def refine_with_inliers(
+    T_cam_world: np.ndarray,
+    points_w: np.ndarray,
+    pixels_px: np.ndarray,
+    K: np.ndarray,
+    threshold_px: float,
+    min_inliers: int,
+    inliers: np.ndarray | None = None,
+) -> PnpResult | None:
+    """LM refinement from a pose estimate, alternating with inlier re-selection (errors below
+    `threshold_px`, in front of the camera); None when fewer than `min_inliers` remain."""
+    obj = np.asarray(points_w, np.float64)
+    img = np.asarray(pixels_px, np.float64)
+    T = T_cam_world
+    if inliers is None:
+        r, z = reprojection_residuals(T, obj, img, K)
+        inliers = (np.linalg.norm(r, axis=1) < 2.0 * threshold_px) & (z > 0)
+    for _ in range(2):
+        if inliers.sum() < max(min_inliers, 4):
+            return None
+        T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
+        r, z = reprojection_residuals(T, obj, img, K)
+        inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
+    if inliers.sum() < max(min_inliers, 4) or not np.all(np.isfinite(T)):
         return None
     cov = pose_covariance(T, obj[inliers], img[inliers], K)
     rms = float(np.sqrt((r[inliers] ** 2).sum(1).mean()))

@@ -1,0 +1,262 @@
+"""Sliding-window local bundle adjustment: keyframe poses and the points they observe, jointly
+refined on the Huber-robust reprojection error by Levenberg-Marquardt with the Schur complement
+(points eliminated block-wise; the reduced camera system is at most 6*window unknowns).
+Stereo observations add the right-image x residual (a metric depth constraint).
+
+`least_squares_ba` solves the same problem with scipy.optimize.least_squares and a sparse
+Jacobian; it is the slower reference the tests compare against.
+
+Poses are `T_cam_world`, updated by left perturbations `exp(delta) @ T` (delta: t, r)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import least_squares
+
+from tpr_vo.geometry.se3 import make_T, orthonormalize, so3_exp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaProblem:
+    """poses_cw: (C, 4, 4) initial T_cam_world; fixed: (C,) bool; points_w: (P, 3);
+    obs_cam/obs_pt: (O,) int indices; obs_px: (O, 2) left pixels; obs_right_x: (O,) right-image x
+    or NaN; K: (3, 3); baseline: stereo baseline in map units (0 for mono)."""
+
+    poses_cw: np.ndarray
+    fixed: np.ndarray
+    points_w: np.ndarray
+    obs_cam: np.ndarray
+    obs_pt: np.ndarray
+    obs_px: np.ndarray
+    obs_right_x: np.ndarray
+    K: np.ndarray
+    baseline: float = 0.0
+
+
+@dataclass(frozen=True)
+class BaResult:
+    poses_cw: np.ndarray
+    points_w: np.ndarray
+    initial_rms_px: float
+    final_rms_px: float
+    inlier_obs: np.ndarray  # (O,) bool, reprojection error below 3 * huber after BA
+    iterations: int
+
+
+def _linearize(poses, points, prob: BaProblem):
+    """Residuals (O, m) and Jacobians w.r.t. pose (O, m, 6) and point (O, m, 3)."""
+    R = poses[prob.obs_cam, :3, :3]
+    t = poses[prob.obs_cam, :3, 3]
+    pc = np.einsum("oij,oj->oi", R, points[prob.obs_pt]) + t
+    z = np.maximum(pc[:, 2], 1e-6)
+    fx, fy, cx, cy = prob.K[0, 0], prob.K[1, 1], prob.K[0, 2], prob.K[1, 2]
+    u = fx * pc[:, 0] / z + cx
+    v = fy * pc[:, 1] / z + cy
+    stereo = np.isfinite(prob.obs_right_x) & (prob.baseline > 0)
+    m = 3 if prob.baseline > 0 else 2
+    r = np.zeros((len(pc), m))
+    r[:, 0] = u - prob.obs_px[:, 0]
+    r[:, 1] = v - prob.obs_px[:, 1]
+    J_proj = np.zeros((len(pc), m, 3))
+    J_proj[:, 0, 0] = fx / z
+    J_proj[:, 0, 2] = -fx * pc[:, 0] / z**2
+    J_proj[:, 1, 1] = fy / z
+    J_proj[:, 1, 2] = -fy * pc[:, 1] / z**2
+    if m == 3:
+        ur = u - fx * prob.baseline / z
+        r[:, 2] = np.where(stereo, ur - np.nan_to_num(prob.obs_right_x), 0.0)
+        J_proj[:, 2] = J_proj[:, 0]
+        J_proj[:, 2, 2] += fx * prob.baseline / z**2
+        J_proj[~stereo, 2] = 0.0
+    J_pt_pose = np.zeros((len(pc), 3, 6))
+    J_pt_pose[:, :, :3] = np.eye(3)
+    J_pt_pose[:, 0, 4], J_pt_pose[:, 0, 5] = pc[:, 2], -pc[:, 1]
+    J_pt_pose[:, 1, 3], J_pt_pose[:, 1, 5] = -pc[:, 2], pc[:, 0]
+    J_pt_pose[:, 2, 3], J_pt_pose[:, 2, 4] = pc[:, 1], -pc[:, 0]
+    return r, J_proj @ J_pt_pose, J_proj @ R, pc[:, 2]
+
+
+def _robust_cost(r: np.ndarray, depth: np.ndarray, huber: float):
+    """Huber cost of each observation's error norm, and the IRLS weights."""
+    e = np.linalg.norm(r, axis=1)
+    cost = np.where(e <= huber, 0.5 * e**2, huber * (e - 0.5 * huber))
+    cost = np.where(depth > 0, cost, 0.5 * huber**2 * 10)
+    w = np.where(e <= huber, 1.0, huber / np.maximum(e, 1e-12))
+    return float(cost.sum()), w
+
+
+def _apply(poses, points, dx_pose, dx_point, free_idx):
+    poses = poses.copy()
+    for k, c in enumerate(free_idx):
+        d = dx_pose[6 * k : 6 * k + 6]
+        poses[c] = make_T(so3_exp(d[3:]), d[:3]) @ poses[c]
+    return poses, points + dx_point.reshape(-1, 3)
+
+
+def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 10) -> BaResult:
+    """Refine free poses and all points; fixed poses anchor the gauge (one for stereo, two for
+    monocular so the scale is fixed too)."""
+    C, P = len(prob.poses_cw), len(prob.points_w)
+    free_idx = np.flatnonzero(~prob.fixed)
+    cam_to_free = -np.ones(C, np.int64)
+    cam_to_free[free_idx] = np.arange(len(free_idx))
+    F = len(free_idx)
+    poses, points = prob.poses_cw.copy(), prob.points_w.copy()
+    r, Jc, Jp, depth = _linearize(poses, points, prob)
+    cost, w = _robust_cost(r, depth, huber_px)
+    init_rms = float(np.sqrt(np.mean(r**2)))
+    lam = 1e-4
+    it = 0
+    oc = cam_to_free[prob.obs_cam]
+    free_obs = oc >= 0
+    for it in range(1, max_iterations + 1):  # noqa: B007 (reported)
+        Wr = r * w[:, None]
+        # Point blocks V (P, 3, 3), pose blocks U (F, 6, 6), cross blocks W per observation.
+        V = np.zeros((P, 3, 3))
+        np.add.at(
+            V,
+            prob.obs_pt,
+            np.einsum("oki,ok,okj->oij", Jp, np.broadcast_to(w[:, None], r.shape), Jp),
+        )
+        g_l = np.zeros((P, 3))
+        np.add.at(g_l, prob.obs_pt, np.einsum("oki,ok->oi", Jp, Wr))
+        U = np.zeros((F, 6, 6))
+        g_c = np.zeros((F, 6))
+        Wo = np.einsum("oki,ok,okj->oij", Jc, np.broadcast_to(w[:, None], r.shape), Jp)  # (O,6,3)
+        if F:
+            np.add.at(
+                U,
+                oc[free_obs],
+                np.einsum(
+                    "oki,ok,okj->oij",
+                    Jc[free_obs],
+                    np.broadcast_to(w[free_obs, None], r[free_obs].shape),
+                    Jc[free_obs],
+                ),
+            )
+            np.add.at(g_c, oc[free_obs], np.einsum("oki,ok->oi", Jc[free_obs], Wr[free_obs]))
+        improved = False
+        for _ in range(6):
+            V_d = V + lam * (np.einsum("pii->pi", V)[:, :, None] * np.eye(3) + 1e-9 * np.eye(3))
+            try:
+                Vinv = np.linalg.inv(V_d)
+            except np.linalg.LinAlgError:
+                lam *= 10
+                continue
+            if F:
+                # Reduced camera system S dx_c = b via dense per-point camera tensors.
+                Wd = np.zeros((P, F, 6, 3))
+                Wd[prob.obs_pt[free_obs], oc[free_obs]] = Wo[free_obs]
+                Y = np.einsum("pcij,pjk->pcik", Wd, Vinv)  # W V^-1
+                S = np.zeros((F, 6, F, 6))
+                for a in range(F):
+                    S[a, :, a, :] = U[a] + lam * np.diag(np.diag(U[a]) + 1e-9)
+                S -= np.einsum("paik,pbjk->aibj", Y, Wd)
+                b = -g_c + np.einsum("pcik,pk->ci", Y, g_l)
+                try:
+                    dx_c = np.linalg.solve(S.reshape(6 * F, 6 * F), b.ravel())
+                except np.linalg.LinAlgError:
+                    lam *= 10
+                    continue
+                rhs = -g_l - np.einsum("pcik,ci->pk", Wd, dx_c.reshape(F, 6))
+            else:
+                dx_c = np.zeros(0)
+                rhs = -g_l
+            dx_l = np.einsum("pij,pj->pi", Vinv, rhs)
+            new_poses, new_points = _apply(poses, points, dx_c, dx_l.ravel(), free_idx)
+            if not (np.all(np.isfinite(new_poses)) and np.all(np.isfinite(new_points))):
+                lam *= 10
+                continue
+            r_new, Jc_new, Jp_new, depth_new = _linearize(new_poses, new_points, prob)
+            new_cost, w_new = _robust_cost(r_new, depth_new, huber_px)
+            if new_cost < cost:
+                step = float(np.abs(dx_c).max(initial=0.0))
+                poses, points, r, Jc, Jp, depth = (
+                    new_poses,
+                    new_points,
+                    r_new,
+                    Jc_new,
+                    Jp_new,
+                    depth_new,
+                )
+                rel = (cost - new_cost) / max(cost, 1e-12)
+                cost, w = new_cost, w_new
+                lam = max(lam * 0.3, 1e-8)
+                improved = True
+                break
+            lam *= 10
+        if not improved or rel < 1e-6 or (F and step < 1e-10):
+            break
+    for c in range(C):
+        poses[c, :3, :3] = orthonormalize(poses[c, :3, :3])
+    err = np.linalg.norm(r[:, :2], axis=1)
+    inlier = (err < 3 * huber_px) & (depth > 0)
+    return BaResult(poses, points, init_rms, float(np.sqrt(np.mean(r**2))), inlier, it)
+
+
+def least_squares_ba(prob: BaProblem, huber_px: float = 2.0, max_nfev: int = 50) -> BaResult:
+    """The same problem through scipy.optimize.least_squares (TRF, sparse Jacobian, Huber)."""
+    C = len(prob.poses_cw)
+    free_idx = np.flatnonzero(~prob.fixed)
+    F = len(free_idx)
+    cam_to_free = -np.ones(C, np.int64)
+    cam_to_free[free_idx] = np.arange(F)
+
+    def unpack(x):
+        dx_point = x[6 * F :] - prob.points_w.ravel()
+        return _apply(prob.poses_cw, prob.points_w, x[: 6 * F], dx_point, free_idx)
+
+    def fun(x):
+        poses, points = unpack(x)
+        return _linearize(poses, points, prob)[0].ravel()
+
+    def jac(x):
+        poses, points = unpack(x)
+        r, Jc, Jp, _ = _linearize(poses, points, prob)
+        O, m = r.shape
+        row0 = np.arange(O)[:, None] * m + np.arange(m)[None, :]
+        rows, cols, vals = [], [], []
+        fo = np.flatnonzero(cam_to_free[prob.obs_cam] >= 0)
+        c0 = cam_to_free[prob.obs_cam[fo]] * 6
+        rows.append(np.repeat(row0[fo][:, :, None], 6, axis=2).ravel())
+        cols.append(np.broadcast_to(c0[:, None, None] + np.arange(6), (len(fo), m, 6)).ravel())
+        vals.append(Jc[fo].ravel())
+        p0 = 6 * F + prob.obs_pt * 3
+        rows.append(np.repeat(row0[:, :, None], 3, axis=2).ravel())
+        cols.append(np.broadcast_to(p0[:, None, None] + np.arange(3), (O, m, 3)).ravel())
+        vals.append(Jp.ravel())
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(O * m, len(x)),
+        )
+
+    x0 = np.concatenate([np.zeros(6 * F), prob.points_w.ravel()])
+    r0 = fun(x0)
+    sol = least_squares(
+        fun,
+        x0,
+        jac=jac,
+        loss="huber",
+        f_scale=huber_px,
+        method="trf",
+        tr_solver="lsmr",
+        max_nfev=max_nfev,
+        x_scale="jac",
+    )
+    poses, points = unpack(sol.x)
+    r = sol.fun.reshape(len(prob.obs_cam), -1)
+    err = np.linalg.norm(r[:, :2], axis=1)
+    return BaResult(
+        poses,
+        points,
+        float(np.sqrt(np.mean(r0**2))),
+        float(np.sqrt(np.mean(r**2))),
+        err < 3 * huber_px,
+        int(sol.nfev),
+    )

@@ -1,0 +1,529 @@
+"""The local-map tracker (`frontend.kind = "map"`), monocular or stereo.
+
+initialise (mono: two views, essential + cheirality + homography check; stereo: one pair)
+-> per frame: project the map with the constant-velocity prediction, guided matching,
+   PnP-RANSAC + motion-only LM, a second reprojection search
+-> scale (mono gt: per-step length; height: ground plane at keyframes)
+-> keyframe? (parallax / tracked-ratio drop): triangulate new points, local BA, cull.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from tpr_vo.config import VoConfig
+from tpr_vo.geometry.bundle_adjustment import BaProblem, bundle_adjust
+from tpr_vo.geometry.essential import estimate_relative_pose
+from tpr_vo.geometry.pnp import PnpResult, pose_covariance, refine_with_inliers, solve_pnp
+from tpr_vo.geometry.scale import fit_ground_plane
+from tpr_vo.geometry.se3 import invert, make_T, transform_points
+from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
+from tpr_vo.local_map import Keyframe, LocalMap
+from tpr_vo.matching import match_descriptors, match_guided, match_stereo
+from tpr_vo.tracking_types import TrackInput, TrackOutput
+from tpr_vo.types import CameraIntrinsics, Features
+
+log = logging.getLogger(__name__)
+
+MAX_INIT_WAIT_FRAMES = 10  # a mono init reference older than this is replaced
+HOMOGRAPHY_DEGENERATE_RATIO = 0.9  # H-inliers / E-inliers above this: planar or no parallax
+MIN_INIT_PARALLAX_POINTS = 50  # triangulated points with parallax >= min_parallax_deg
+REFINE_RADIUS_PX = 8.0  # second, tighter reprojection search after the first PnP
+GT_SCALE_GAIN = 0.5  # fraction (in log scale) of the per-step scale ratio applied to the map
+HEIGHT_SCALE_GAIN = 0.5  # fraction of a ground-plane scale correction applied per keyframe
+
+
+class MapTracker:
+    def __init__(self, config: VoConfig, intrinsics: CameraIntrinsics):
+        self.cfg = config
+        self.fe = config.frontend
+        self.K = intrinsics.K
+        self.size_px = (intrinsics.width_px, intrinsics.height_px)
+        self.stereo = config.frontend.mode == "stereo"
+        self.baseline_m = float(intrinsics.baseline_m or 0.0)
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.map = LocalMap(self.fe.max_map_points, max(self.fe.ba_window, 2) + 2)
+        self._rng = np.random.default_rng(self.cfg.seed)
+        self._initialized = False
+        self._init_ref: tuple[int, Features, np.ndarray] | None = None
+        self._gt_since_ref = 0.0
+        self._step_hint = 0.0  # typical per-frame translation (map units) for re-init scale
+        self._last_ids = np.zeros(0, np.int64)
+        self._last_px = np.zeros((0, 2))
+        self._pending_right: Features | None = None
+
+    def reinitialize(self, T_world_cam: np.ndarray) -> None:
+        """Drop the map; the next frames initialise a new one anchored at the predicted pose."""
+        self.map.clear()
+        self._initialized = False
+        self._init_ref = None
+        self._gt_since_ref = 0.0
+        self._last_ids = np.zeros(0, np.int64)
+
+    def note_skipped_step(self, step_length_m: float) -> None:
+        self._gt_since_ref += float(step_length_m)
+
+    def track(self, inp: TrackInput) -> TrackOutput:
+        if inp.step_length_m is not None:
+            self._gt_since_ref += float(inp.step_length_m)
+        self._pending_right = inp.right_features
+        if not self._initialized:
+            return self._init_stereo(inp) if self.stereo else self._init_mono(inp)
+        return self._track_map(inp)
+
+    # -- initialisation ------------------------------------------------------------------------
+    def _init_stereo(self, inp: TrackInput) -> TrackOutput:
+        t0 = time.perf_counter()
+        kf = self._make_keyframe(inp, inp.T_world_pred)
+        t1 = time.perf_counter()
+        added = self._add_stereo_points(kf, inp.index)
+        out = TrackOutput(inp.T_world_pred, "initializing", matching_ms=(t1 - t0) * 1e3)
+        if added < self.fe.min_inliers:
+            self.map.clear()
+            out.T_world_cam = None
+            return out
+        kf.num_tracked = added
+        self.map.add_keyframe(kf)
+        self._initialized = True
+        self._remember_observations(kf.point_ids, kf.keypoints_px)
+        out.num_inliers = added
+        out.covariance_6x6 = np.eye(6) * 1e-9
+        out.geometry_ms = (time.perf_counter() - t1) * 1e3
+        return out
+
+    def _init_mono(self, inp: TrackInput) -> TrackOutput:
+        fe = self.fe
+        if self._init_ref is None or inp.index - self._init_ref[0] > MAX_INIT_WAIT_FRAMES:
+            self._init_ref = (inp.index, inp.features, inp.T_world_pred.copy())
+            self._gt_since_ref = 0.0
+            return TrackOutput(inp.T_world_pred, "initializing", covariance_6x6=np.eye(6) * 1e-9)
+        ref_index, ref, T_world_ref = self._init_ref
+        t0 = time.perf_counter()
+        m = match_descriptors(ref.descriptors, inp.features.descriptors, self.cfg.matching)
+        t1 = time.perf_counter()
+        out = TrackOutput(None, "initializing", num_matches=len(m), matching_ms=(t1 - t0) * 1e3)
+        if len(m) < fe.min_inliers:
+            return out
+        perm = self._rng.permutation(len(m))
+        ia, ib = m.index_a[perm], m.index_b[perm]
+        p0 = ref.keypoints_px[ia].astype(np.float64)
+        p1 = inp.features.keypoints_px[ib].astype(np.float64)
+        if float(np.median(np.linalg.norm(p1 - p0, axis=1))) < fe.stationary_px:
+            # Zero parallax: nothing to triangulate; the camera is where the reference was.
+            out.T_world_cam, out.state, out.num_inliers = T_world_ref.copy(), "tracking", len(m)
+            out.covariance_6x6 = np.eye(6) * 1e-6
+            out.geometry_ms = (time.perf_counter() - t1) * 1e3
+            return out
+        rel = estimate_relative_pose(p0, p1, self.K, fe.ransac_threshold_px, fe.ransac_confidence)
+        if rel is None or rel.num_inliers < max(fe.min_inliers, 30):
+            out.geometry_ms = (time.perf_counter() - t1) * 1e3
+            return out
+        if rel.homography_ratio > HOMOGRAPHY_DEGENERATE_RATIO:
+            log.debug("frame %d: init rejected, homography explains the motion", inp.index)
+            out.geometry_ms = (time.perf_counter() - t1) * 1e3
+            return out
+        T_1_0 = rel.T_1_0
+        tri = triangulate(
+            self.K,
+            np.eye(4),
+            T_1_0,
+            p0[rel.inliers],
+            p1[rel.inliers],
+            max_reproj_px=2.0 * fe.ransac_threshold_px,
+            min_parallax_deg=0.1 * fe.min_parallax_deg,
+        )
+        good = tri.valid
+        # Enough well-conditioned points (parallax above the minimum), not just a median: under
+        # forward motion most points have little parallax even with a good baseline.
+        num_parallax = int((tri.parallax_deg[good] >= fe.min_parallax_deg).sum())
+        if good.sum() < max(fe.min_inliers, 30) or num_parallax < MIN_INIT_PARALLAX_POINTS:
+            out.geometry_ms = (time.perf_counter() - t1) * 1e3
+            return out
+        scale = self._init_scale(inp.index - ref_index)
+        if fe.scale == "height":
+            plane = fit_ground_plane(tri.points_w[good] * scale, self._rng)
+            if plane is not None:
+                scale *= fe.camera_height_m / plane.distance
+            else:
+                log.info(
+                    "frame %d: no ground plane at init; scale from the motion prior", inp.index
+                )
+        T_cur_ref = make_T(T_1_0[:3, :3], T_1_0[:3, 3] * scale)
+        T_world_cur = T_world_ref @ invert(T_cur_ref)
+        points_w = transform_points(T_world_ref, tri.points_w[good] * scale)
+        in_idx = np.flatnonzero(rel.inliers)[good]
+        kf0 = Keyframe(
+            ref_index,
+            T_world_ref.copy(),
+            ref.keypoints_px.astype(np.float64),
+            ref.descriptors,
+            np.full(len(ref), -1, np.int64),
+            np.full(len(ref), np.nan),
+        )
+        kf1 = self._make_keyframe(inp, T_world_cur)
+        ids = self.map.add_points(points_w, inp.features.descriptors[ib[in_idx]], inp.index)
+        kf0.point_ids[ia[in_idx]] = ids
+        kf1.point_ids[ib[in_idx]] = ids
+        kf0.num_tracked = kf1.num_tracked = len(ids)
+        self.map.add_keyframe(kf0)
+        self.map.add_keyframe(kf1)
+        self._initialized = True
+        self._step_hint = scale / max(inp.index - ref_index, 1)
+        self._remember_observations(kf1.point_ids, kf1.keypoints_px)
+        out.T_world_cam, out.state = T_world_cur, "tracking"
+        out.num_inliers = len(ids)
+        out.covariance_6x6 = pose_covariance(
+            invert(T_world_cur), points_w, p1[rel.inliers][good], self.K
+        )
+        out.geometry_ms = (time.perf_counter() - t1) * 1e3
+        log.info(
+            "frame %d: initialised from frame %d with %d points", inp.index, ref_index, len(ids)
+        )
+        return out
+
+    def _init_scale(self, frames: int) -> float:
+        if self.fe.scale == "gt" and self._gt_since_ref > 0:
+            return self._gt_since_ref
+        if self._step_hint > 0:  # re-init: continue with the previous scale, no jump
+            return self._step_hint * frames
+        return 1.0
+
+    # -- tracking ------------------------------------------------------------------------------
+    def _track_map(self, inp: TrackInput) -> TrackOutput:
+        fe = self.fe
+        kp = inp.features.keypoints_px.astype(np.float64)
+        desc = inp.features.descriptors
+        t0 = time.perf_counter()
+        matching_s = geometry_s = 0.0
+        uv, z = project(self.K, invert(inp.T_world_pred), self.map.points_w)
+        cand = np.flatnonzero(self._in_image(uv, z))
+        m = match_guided(
+            self.map.descriptors[cand],
+            uv[cand],
+            desc,
+            kp,
+            self.cfg.matching.guided_radius_px,
+            self.cfg.matching,
+        )
+        t1 = time.perf_counter()
+        matching_s += t1 - t0
+        rows, kidx = cand[m.index_a], m.index_b
+        pnp = self._pnp(rows, kidx, kp, inp.T_world_pred)
+        t2 = time.perf_counter()
+        geometry_s += t2 - t1
+        if pnp is None:  # prediction unusable: match against the whole map
+            m = match_descriptors(self.map.descriptors, desc, self.cfg.matching)
+            rows, kidx = m.index_a, m.index_b
+            t3 = time.perf_counter()
+            matching_s += t3 - t2
+            pnp = self._pnp(rows, kidx, kp, None)
+            geometry_s += time.perf_counter() - t3
+        num_matches = len(rows)
+        if pnp is None:
+            return TrackOutput(
+                None,
+                "lost",
+                num_matches=num_matches,
+                matching_ms=matching_s * 1e3,
+                geometry_ms=geometry_s * 1e3,
+            )
+        # Second search with the estimated pose and a tight radius finds more map points.
+        t4 = time.perf_counter()
+        T_cw = pnp.T_cam_world
+        uv, z = project(self.K, T_cw, self.map.points_w)
+        visible = np.flatnonzero(self._in_image(uv, z))
+        m2 = match_guided(
+            self.map.descriptors[visible],
+            uv[visible],
+            desc,
+            kp,
+            max(REFINE_RADIUS_PX, 2 * fe.pnp_threshold_px),
+            self.cfg.matching,
+        )
+        t5 = time.perf_counter()
+        matching_s += t5 - t4
+        if len(m2) >= len(rows):
+            rows2, kidx2 = visible[m2.index_a], m2.index_b
+            refined = refine_with_inliers(
+                T_cw,
+                self.map.points_w[rows2],
+                kp[kidx2],
+                self.K,
+                fe.pnp_threshold_px,
+                fe.min_inliers,
+            )
+            if refined is not None and refined.num_inliers >= pnp.num_inliers:
+                pnp, rows, kidx = refined, rows2, kidx2
+                num_matches = len(rows2)
+        T_cw = pnp.T_cam_world
+        in_rows, in_kidx = rows[pnp.inliers], kidx[pnp.inliers]
+        self.map.visible[visible] += 1
+        self.map.found[in_rows] += 1
+        self.map.last_seen[in_rows] = inp.index
+        T_world_cur = invert(T_cw)
+        ids = self.map.ids[in_rows]
+        if self._is_stationary(ids, kp[in_kidx]):
+            T_world_cur = inp.T_world_last.copy()
+        elif fe.scale == "gt" and inp.step_length_m is not None and not self.stereo:
+            T_world_cur = self._gt_step(inp, T_world_cur, rescale_map=True)
+        self._remember_observations(ids, kp[in_kidx])
+        out = TrackOutput(
+            T_world_cur,
+            "tracking",
+            num_matches=num_matches,
+            num_inliers=pnp.num_inliers,
+            covariance_6x6=pnp.covariance_6x6,
+        )
+        geometry_s += time.perf_counter() - t5
+        if self._need_keyframe(T_world_cur, pnp.num_inliers, self.map.points_w[in_rows]):
+            kf_m, kf_g = self._insert_keyframe(inp, T_world_cur, in_kidx, ids)
+            matching_s += kf_m
+            geometry_s += kf_g
+            out.T_world_cam = self.map.keyframes[-1].T_world_cam.copy()
+            if fe.scale == "gt" and inp.step_length_m is not None and not self.stereo:
+                out.T_world_cam = self._gt_step(inp, out.T_world_cam, rescale_map=False)
+        out.matching_ms, out.geometry_ms = matching_s * 1e3, geometry_s * 1e3
+        return out
+
+    def _pnp(self, rows, kidx, kp, T_world_pred) -> PnpResult | None:
+        if len(rows) < self.fe.min_inliers:
+            return None
+        perm = self._rng.permutation(len(rows))
+        rows, kidx = rows[perm], kidx[perm]
+        res = solve_pnp(
+            self.map.points_w[rows],
+            kp[kidx],
+            self.K,
+            self.fe.pnp_threshold_px,
+            self.fe.ransac_confidence,
+            min_inliers=self.fe.min_inliers,
+        )
+        if res is None:
+            return None
+        # Undo the shuffle so inliers index the caller's arrays.
+        inliers = np.zeros(len(rows), bool)
+        inliers[perm] = res.inliers
+        return PnpResult(res.T_cam_world, inliers, res.num_inliers, res.covariance_6x6, res.rms_px)
+
+    def _in_image(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
+        w, h = self.size_px
+        return (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+
+    def _remember_observations(self, ids: np.ndarray, px: np.ndarray) -> None:
+        ok = ids >= 0
+        self._last_ids, self._last_px = ids[ok].copy(), np.asarray(px, np.float64)[ok].copy()
+
+    def _is_stationary(self, ids: np.ndarray, px: np.ndarray) -> bool:
+        """Median image motion of the tracked points since the last frame below threshold."""
+        _, a, b = np.intersect1d(ids, self._last_ids, return_indices=True)
+        if len(a) < self.fe.min_inliers:
+            return False
+        flow = np.linalg.norm(px[a] - self._last_px[b], axis=1)
+        return float(np.median(flow)) < self.fe.stationary_px
+
+    def _gt_step(self, inp: TrackInput, T_world_cur: np.ndarray, rescale_map: bool) -> np.ndarray:
+        """Keep the estimated rotation and direction; take the step length from ground truth.
+        With `rescale_map`, the map is scaled about the previous camera by the same ratio
+        (damped), so map and trajectory stay consistent and the map scale does not drift."""
+        step = invert(inp.T_world_last) @ T_world_cur
+        length = float(np.linalg.norm(step[:3, 3]))
+        if length < 1e-9:
+            return T_world_cur
+        ratio = float(inp.step_length_m) / length
+        if rescale_map and np.isfinite(ratio) and 0.5 < ratio < 2.0:
+            # Short steps give noisy ratios: apply part of the correction each frame.
+            self.map.scale_about(inp.T_world_last[:3, 3].copy(), ratio**GT_SCALE_GAIN)
+        step[:3, 3] *= ratio
+        return inp.T_world_last @ step
+
+    # -- keyframes -----------------------------------------------------------------------------
+    def _need_keyframe(self, T_world_cur, num_tracked, points_w) -> bool:
+        last = self.map.keyframes[-1]
+        baseline = float(np.linalg.norm(T_world_cur[:3, 3] - last.T_world_cam[:3, 3]))
+        depth = transform_points(invert(T_world_cur), points_w)[:, 2]
+        median_depth = float(np.median(depth)) if len(depth) else np.inf
+        parallax_deg = np.degrees(baseline / max(median_depth, 1e-9))
+        dropped = num_tracked < self.fe.keyframe_tracked_ratio * last.num_tracked
+        if self.stereo:
+            return parallax_deg > self.fe.keyframe_parallax_deg or (dropped and baseline > 0)
+        if parallax_deg < self.fe.min_parallax_deg:  # too little motion to triangulate
+            return False
+        return parallax_deg > self.fe.keyframe_parallax_deg or dropped
+
+    def _make_keyframe(self, inp: TrackInput, T_world_cam: np.ndarray) -> Keyframe:
+        n = len(inp.features)
+        return Keyframe(
+            inp.index,
+            T_world_cam.copy(),
+            inp.features.keypoints_px.astype(np.float64),
+            inp.features.descriptors,
+            np.full(n, -1, np.int64),
+            np.full(n, np.nan),
+        )
+
+    def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        kf = self._make_keyframe(inp, T_world_cur)
+        kf.point_ids[in_kidx] = ids
+        kf.num_tracked = len(ids)
+        prev = self.map.keyframes[-1]
+        if self.stereo:
+            self._add_stereo_points(kf, inp.index)
+        t1 = time.perf_counter()
+        self._triangulate_with(prev, kf, inp.index)
+        self.map.add_keyframe(kf)
+        if self.fe.local_ba:
+            self._local_ba()
+        if self.fe.scale == "height" and not self.stereo:
+            self._correct_height_scale(kf)
+        self.map.cull(inp.index)
+        return (t1 - t0), (time.perf_counter() - t1)
+
+    def _add_stereo_points(self, kf: Keyframe, index: int) -> int:
+        """Stereo-match the keyframe, record right x, and add points for unmapped keypoints."""
+        # The right features were extracted by VisualOdometry; they ride along on the keyframe.
+        right = self._pending_right
+        if right is None or len(right) == 0:
+            return 0
+        sm = match_stereo(
+            kf.descriptors,
+            kf.keypoints_px,
+            right.descriptors,
+            right.keypoints_px.astype(np.float64),
+            self.cfg.matching,
+        )
+        if len(sm) == 0:
+            return 0
+        left_px = kf.keypoints_px[sm.index_a]
+        right_px = right.keypoints_px[sm.index_b].astype(np.float64)
+        pts_cam, valid = triangulate_stereo(
+            self.K, self.baseline_m, left_px, right_px, max_depth_m=self.fe.max_depth_m
+        )
+        kf.right_x_px[sm.index_a[valid]] = right_px[valid, 0]
+        new = valid & (kf.point_ids[sm.index_a] < 0)
+        if not new.any():
+            return 0
+        ids = self.map.add_points(
+            transform_points(kf.T_world_cam, pts_cam[new]), kf.descriptors[sm.index_a[new]], index
+        )
+        kf.point_ids[sm.index_a[new]] = ids
+        return int(new.sum())
+
+    def _triangulate_with(self, prev: Keyframe, kf: Keyframe, index: int) -> int:
+        """New points from keypoints that neither keyframe has mapped yet."""
+        free_prev = np.flatnonzero(prev.point_ids < 0)
+        free_cur = np.flatnonzero(kf.point_ids < 0)
+        if len(free_prev) < 8 or len(free_cur) < 8:
+            return 0
+        m = match_descriptors(
+            prev.descriptors[free_prev], kf.descriptors[free_cur], self.cfg.matching
+        )
+        if len(m) < 8:
+            return 0
+        ia, ib = free_prev[m.index_a], free_cur[m.index_b]
+        tri = triangulate(
+            self.K,
+            invert(prev.T_world_cam),
+            invert(kf.T_world_cam),
+            prev.keypoints_px[ia],
+            kf.keypoints_px[ib],
+            max_reproj_px=self.fe.pnp_threshold_px,
+            min_parallax_deg=0.5 * self.fe.min_parallax_deg,
+            max_depth=self.fe.max_depth_m if self._metric else np.inf,
+        )
+        good = tri.valid
+        if not good.any():
+            return 0
+        ids = self.map.add_points(tri.points_w[good], kf.descriptors[ib[good]], index)
+        prev.point_ids[ia[good]] = ids
+        kf.point_ids[ib[good]] = ids
+        return int(good.sum())
+
+    @property
+    def _metric(self) -> bool:
+        return self.stereo or self.fe.scale in ("gt", "height")
+
+    def _local_ba(self) -> None:
+        kfs = self.map.keyframes[-self.fe.ba_window :]
+        if len(kfs) < 2:
+            return
+        cams, rows, px, rx, kp_of = [], [], [], [], []
+        for c, kf in enumerate(kfs):
+            r = self.map.rows_of(kf.point_ids)
+            ok = np.flatnonzero((kf.point_ids >= 0) & (r >= 0))
+            cams.append(np.full(len(ok), c))
+            rows.append(r[ok])
+            px.append(kf.keypoints_px[ok])
+            rx.append(kf.right_x_px[ok])
+            kp_of.append(ok)
+        rows_all = np.concatenate(rows)
+        # Only points seen by two or more window keyframes constrain the poses; a point seen
+        # once is free along its ray, which makes its 3x3 block singular.
+        uniq_all, counts = np.unique(rows_all, return_counts=True)
+        multi = np.isin(rows_all, uniq_all[counts >= 2])
+        if multi.sum() < 20:
+            return
+        start = 0
+        for c in range(len(kfs)):
+            n = len(rows[c])
+            sel = multi[start : start + n]
+            cams[c], rows[c], px[c], rx[c] = cams[c][sel], rows[c][sel], px[c][sel], rx[c][sel]
+            kp_of[c] = kp_of[c][sel]
+            start += n
+        rows_all = np.concatenate(rows)
+        uniq, obs_pt = np.unique(rows_all, return_inverse=True)
+        num_fixed = 1 if (self.stereo or len(kfs) == 2) else 2
+        fixed = np.zeros(len(kfs), bool)
+        fixed[:num_fixed] = True
+        if fixed.all():
+            return
+        prob = BaProblem(
+            poses_cw=np.stack([invert(kf.T_world_cam) for kf in kfs]),
+            fixed=fixed,
+            points_w=self.map.points_w[uniq],
+            obs_cam=np.concatenate(cams),
+            obs_pt=obs_pt,
+            obs_px=np.concatenate(px),
+            obs_right_x=np.concatenate(rx),
+            K=self.K,
+            baseline=self.baseline_m if self.stereo else 0.0,
+        )
+        res = bundle_adjust(prob, huber_px=self.fe.pnp_threshold_px)
+        log.debug(
+            "local BA: %d keyframes, %d points, %d observations, rms %.2f -> %.2f px",
+            len(kfs),
+            len(uniq),
+            len(obs_pt),
+            res.initial_rms_px,
+            res.final_rms_px,
+        )
+        if not (np.all(np.isfinite(res.poses_cw)) and np.all(np.isfinite(res.points_w))):
+            return
+        self.map.points_w[uniq] = res.points_w
+        for c, kf in enumerate(kfs):
+            kf.T_world_cam = invert(res.poses_cw[c])
+        start = 0
+        for c, kf in enumerate(kfs):  # forget observations BA found to be outliers
+            n = len(kp_of[c])
+            bad = ~res.inlier_obs[start : start + n]
+            kf.point_ids[kp_of[c][bad]] = -1
+            start += n
+
+    def _correct_height_scale(self, kf: Keyframe) -> None:
+        rows = self.map.rows_of(kf.point_ids[kf.point_ids >= 0])
+        rows = rows[rows >= 0]
+        pts_cam = transform_points(invert(kf.T_world_cam), self.map.points_w[rows])
+        plane = fit_ground_plane(pts_cam, self._rng)
+        if plane is None:
+            return
+        ratio = self.fe.camera_height_m / plane.distance
+        if not (np.isfinite(ratio) and 0.5 < ratio < 2.0):
+            return
+        factor = ratio**HEIGHT_SCALE_GAIN
+        self.map.scale_about(kf.T_world_cam[:3, 3].copy(), factor)
