@@ -210,6 +210,18 @@ def test_long_drive_turns_and_changes_speed():
     assert world.arc_m[-1] > 100
 
 
+def test_world_does_not_depend_on_frame_count(drive, tmp_path):
+    """A shorter render is a prefix of a longer one: same poses, same images (up to a few
+    pixels at the horizon, where the longer road's ground reaches farther)."""
+    short = render_synthetic_sequence(tmp_path / "short", num_frames=3, seed=SEED)
+    long_seq, short_seq = open_sequence(drive), open_sequence(short)
+    np.testing.assert_array_equal(short_seq.gt_poses, long_seq.gt_poses[:3])
+    for k in range(3):
+        for a, b in ((short_seq[k].image_left, long_seq[k].image_left),
+                     (short_seq[k].image_right, long_seq[k].image_right)):  # fmt: skip
+            assert np.mean(a != b) < 0.002
+
+
 def test_deterministic_for_a_seed(tmp_path):
     a = render_synthetic_sequence(tmp_path / "a", num_frames=2, seed=7, width=320, height=128)
     b = render_synthetic_sequence(tmp_path / "b", num_frames=2, seed=7, width=320, height=128)

@@ -131,9 +131,11 @@ def synthetic_world(num_frames: int = 200, seed: int = 0, motion: str = "drive")
         raise DataError(f"synthetic motion {motion!r}: expected one of {MOTIONS}")
     if num_frames < 1:
         raise DataError(f"synthetic sequence: need num_frames >= 1, got {num_frames}")
-    rng = np.random.default_rng(seed)
-    arc_m = vehicle_arc_lengths(num_frames, rng) if motion == "drive" else np.zeros(num_frames)
-    scene = build_scene(float(arc_m[-1]), rng)
+    rng = np.random.default_rng([seed, 10])
+    arc_m = vehicle_arc_lengths(num_frames, rng)
+    if motion == "stationary":
+        arc_m = np.zeros(num_frames)
+    scene = build_scene(float(arc_m[-1]), seed)
     T_scene_cam = camera_poses(scene, arc_m, rng)
     T_world_cam = np.linalg.inv(T_scene_cam[0]) @ T_scene_cam
     T_world_cam[0] = np.eye(4)  # exactly, not up to rounding
@@ -174,9 +176,9 @@ def render_synthetic_sequence(
     try:
         for cam in ("image_0", "image_1"):
             (tmp / cam).mkdir()
-        exposure = 1.0 + 0.12 * np.sin(np.arange(num_frames) / 9.0 + rng.uniform(0, 6.3))
-        exposure *= np.exp(np.cumsum(rng.normal(0, 0.01, num_frames)))
         right_gain = rng.uniform(0.95, 1.05)
+        exposure = 1.0 + 0.12 * np.sin(np.arange(num_frames) / 9.0 + rng.uniform(0, 6.3))
+        exposure *= np.exp(np.cumsum(rng.normal(0, 0.01, num_frames)))  # auto-exposure drift
 
         def render_frame(i: int) -> None:
             frame_rng = np.random.default_rng([seed, 2, i])

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tpr_vo.datasets.synthetic_scene import Quad, Scene
+from tpr_vo.datasets.synthetic_scene import VIEW_DISTANCE_M, Quad, Scene
 
 NEAR_M = 0.3
-FAR_M = 150.0
+FAR_M = VIEW_DISTANCE_M
 MIP_BIAS = 0.5  # round the level: at most 1.4 texels per pixel, so thin lines do not alias
 
 

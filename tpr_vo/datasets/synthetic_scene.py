@@ -23,6 +23,8 @@ LANE_OFFSET_M = 1.8  # the car drives in the right lane
 ROAD_HALF_WIDTH_M = 3.5  # edge lines; parking strip to 5.5 m, sidewalk to 8.5 m
 GROUND_RES_M = 0.05  # metres per ground-atlas texel
 PATH_STEP_M = 0.1
+VIEW_DISTANCE_M = 120.0  # quads farther than this are not drawn
+ROAD_AHEAD_M = VIEW_DISTANCE_M + 40.0  # scene built beyond the last frame (view + a building)
 PHOTOS = (
     "astronaut.png camera.png chelsea.png coffee.png rocket.jpg motorcycle_left.png coins.png "
     "text.png clock_motion.png hubble_deep_field.jpg moon.png horse.png cell.png"
@@ -190,14 +192,20 @@ def _frame_at(xz, heading, i, lateral_m):
     return xz[i] + right * lateral_m
 
 
-def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
-    """Everything along `path_length_m` of road (plus margins), deterministic for `rng`."""
+def build_scene(path_length_m: float, seed: int) -> Scene:
+    """Everything along `path_length_m` of road (plus margins), deterministic for `seed`.
+
+    Each part (road, each row of buildings, each side's obstacles) draws from its own random
+    stream, in order along the road, so a longer road extends a shorter one: the world does not
+    depend on how many frames are rendered."""
     photos = load_photos()
-    xz, heading, i0 = road_path(path_length_m + 120.0, rng)
-    b = _Builder(photos, rng)
+    xz, heading, i0 = road_path(path_length_m + ROAD_AHEAD_M, np.random.default_rng([seed, 20]))
+    b = _Builder(photos, np.random.default_rng([seed, 21]))
     step = PATH_STEP_M
     for side in (-1, 1):
-        for setback, heights, gap_p in ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5)):
+        rows = ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5))
+        for row, (setback, heights, gap_p) in enumerate(rows):
+            rng = b.rng = np.random.default_rng([seed, 22, side + 1, row])
             i = 0
             while i < len(xz) - 1:
                 length = rng.uniform(8, 22)
@@ -233,6 +241,7 @@ def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
                         b.quads.append(_quad(o, out / 20, down / 20, size, wall_tid, o + fwd))
                 i = j + 1
         # parked boxes, poles and signs on this side
+        rng = b.rng = np.random.default_rng([seed, 23, side + 1])
         s = rng.uniform(5, 20)
         while s < (len(xz) - 1) * step:
             k = int(s / step)
@@ -256,7 +265,7 @@ def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
                 toward = o - np.r_[np.sin(heading[k]), 0, np.cos(heading[k])]
                 b.quads.append(_quad(o, u, v, (tw, th), tid, towards=toward))
             s += rng.uniform(6, 18)
-    ground = _ground_quad(b, xz, heading, rng)
+    ground = _ground_quad(b, xz)
     corners = np.stack([q.corners_m for q in b.quads])
     centers = corners.mean(1)
     radii = np.linalg.norm(corners - centers[:, None], axis=2).max(1)
@@ -281,10 +290,13 @@ def build_scene(path_length_m: float, rng: np.random.Generator) -> Scene:
     )
 
 
-def _ground_quad(b: _Builder, xz, heading, rng) -> Quad:
-    """A top-down atlas of the ground: asphalt road with lane markings, paved sidewalks, grass."""
+def _ground_quad(b: _Builder, xz) -> Quad:
+    """A top-down atlas of the ground: asphalt road with lane markings, paved sidewalks, grass.
+    Its grid and texture tiling are anchored to world coordinates (not to the road's extent)."""
     margin, coarse = 35.0, 4  # distances are computed on a 4x coarser grid, then interpolated
-    lo, hi = xz.min(0) - margin, xz.max(0) + margin
+    cell = GROUND_RES_M * coarse
+    lo = np.floor((xz.min(0) - margin) / cell) * cell
+    hi = xz.max(0) + margin
     w, h = (np.ceil((hi - lo) / GROUND_RES_M / coarse) * coarse).astype(int)
 
     def to_px(points, res=GROUND_RES_M):  # atlas column = x, row = z; 4 fractional bits
@@ -299,6 +311,8 @@ def _ground_quad(b: _Builder, xz, heading, rng) -> Quad:
         tex = cv2.resize(b.photos[name], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         tex = np.clip(tex.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
         tex = np.block([[tex, tex[:, ::-1]], [tex[::-1], tex[::-1, ::-1]]])
+        ox, oz = np.round(lo / GROUND_RES_M).astype(int)
+        tex = np.roll(tex, (-oz % tex.shape[0], -ox % tex.shape[1]), axis=(0, 1))
         return np.tile(tex, (h // tex.shape[0] + 1, w // tex.shape[1] + 1))[:h, :w]
 
     atlas = tiled("grass", 1.0, 0.8, 10)
