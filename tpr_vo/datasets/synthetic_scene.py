@@ -134,26 +134,39 @@ class _Builder:
         self.quads: list[Quad] = []
         self.textures: list[list[np.ndarray]] = []
         self.posters = [k for k in photos if k not in ("brick", "grass", "gravel")]
+        brick = np.ascontiguousarray(np.rot90(photos["brick"][:, 150:370]))  # straightest courses
+        self.wall_brick = cv2.resize(brick, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+        self.pyramids: dict[str, list[np.ndarray]] = {}
 
     def texture(self, image: np.ndarray) -> int:
         self.textures.append(mip_pyramid(np.ascontiguousarray(image)))
         return len(self.textures) - 1
 
-    def photo(self) -> np.ndarray:
-        image = self.photos[self.posters[self.rng.integers(len(self.posters))]]
-        return image[:, ::-1] if self.rng.random() < 0.5 else image
+    def photo(self, scale: float = 1.0) -> np.ndarray:
+        """A random photograph, mirrored half of the time, shrunk by `scale` <= 1 (from its
+        pyramid, then bilinear: no aliasing, no slow area resampling)."""
+        name = self.posters[self.rng.integers(len(self.posters))]
+        flip = self.rng.random() < 0.5
+        if scale < 1.0:
+            if name not in self.pyramids:
+                self.pyramids[name] = mip_pyramid(self.photos[name], levels=4)
+            level = min(int(np.log2(1.0 / scale)), len(self.pyramids[name]) - 1)
+            image = self.pyramids[name][level]
+            fx = scale * self.photos[name].shape[1] / image.shape[1]
+            image = cv2.resize(image, None, fx=fx, fy=fx, interpolation=cv2.INTER_LINEAR)
+        else:
+            image = self.photos[name]
+        return image[:, ::-1] if flip else image
 
     def facade_texture(self, width_px: int, height_px: int) -> np.ndarray:
         """Brick wall (random brightness) with photographs pasted on as shop signs/murals."""
-        brick = np.rot90(self.photos["brick"][:, 150:370])  # the photo's straightest courses
-        brick = cv2.resize(brick, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+        brick = self.wall_brick
         reps = (height_px // brick.shape[0] + 1, width_px // brick.shape[1] + 1)
         wall = np.tile(brick, reps)[:height_px, :width_px].astype(np.float32)
         wall = wall * self.rng.uniform(0.6, 1.2) + self.rng.uniform(-30, 30)
         for _ in range(self.rng.integers(2, 5)):
-            photo = self.photo()
-            scale = self.rng.uniform(0.3, 0.7) * min(width_px, height_px) / max(photo.shape)
-            photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            size_px = self.rng.uniform(0.3, 0.7) * min(width_px, height_px)
+            photo = self.photo(scale=min(1.0, size_px / 512.0))
             ph, pw = photo.shape
             if ph >= height_px or pw >= width_px:
                 continue
@@ -293,7 +306,7 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
 def _ground_quad(b: _Builder, xz) -> Quad:
     """A top-down atlas of the ground: asphalt road with lane markings, paved sidewalks, grass.
     Its grid and texture tiling are anchored to world coordinates (not to the road's extent)."""
-    margin, coarse = 35.0, 4  # distances are computed on a 4x coarser grid, then interpolated
+    margin, coarse = 25.0, 4  # distances are computed on a 4x coarser grid, then interpolated
     cell = GROUND_RES_M * coarse
     lo = np.floor((xz.min(0) - margin) / cell) * cell
     hi = xz.max(0) + margin
@@ -305,7 +318,8 @@ def _ground_quad(b: _Builder, xz) -> Quad:
     centre = np.full((h // coarse, w // coarse), 255, np.uint8)
     cv2.polylines(centre, [to_px(xz, GROUND_RES_M * coarse)], False, 0, 1, cv2.LINE_8, 4)
     dist = cv2.distanceTransform(centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist_m = cv2.resize(dist * (GROUND_RES_M * coarse), (w, h), interpolation=cv2.INTER_LINEAR)
+    dist_cm = np.minimum(dist * (GROUND_RES_M * coarse * 100), 65535).astype(np.uint16)
+    dist_cm = cv2.resize(dist_cm, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def tiled(name, scale, gain, offset):
         tex = cv2.resize(b.photos[name], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -316,9 +330,11 @@ def _ground_quad(b: _Builder, xz) -> Quad:
         return np.tile(tex, (h // tex.shape[0] + 1, w // tex.shape[1] + 1))[:h, :w]
 
     atlas = tiled("grass", 1.0, 0.8, 10)
-    np.copyto(atlas, tiled("brick", 0.5, 0.7, 40), where=dist_m < 8.5)
-    np.copyto(atlas, tiled("gravel", 1.0, 0.45, 30), where=dist_m < 5.5)
-    atlas[np.abs(dist_m - ROAD_HALF_WIDTH_M) < 0.08] = 215
+    cv2.copyTo(tiled("brick", 0.5, 0.7, 40), cv2.compare(dist_cm, 850, cv2.CMP_LT), atlas)
+    cv2.copyTo(tiled("gravel", 1.0, 0.45, 30), cv2.compare(dist_cm, 550, cv2.CMP_LT), atlas)
+    edge_cm = 100 * ROAD_HALF_WIDTH_M
+    edge_lines = cv2.inRange(dist_cm, edge_cm - 8, edge_cm + 8)  # 0 | 255
+    atlas = cv2.max(atlas, cv2.min(edge_lines, 215))
     for s in range(0, len(xz) - 30, 90):  # 3 m dashes every 9 m on the centre line
         cv2.line(atlas, *[tuple(p) for p in to_px(xz[[s, s + 30]])], 215, 3, cv2.LINE_AA, 4)
     tid = b.texture(atlas)
