@@ -261,9 +261,23 @@ def test_stationary_camera(tmp_path):
         assert 0.8 < gain < 1.25
 
 
+@pytest.mark.slow
+def test_timing_of_the_demo_sequence(tmp_path):
+    """The demo's 200 frames; a few seconds on two idle cores (printed, loosely bounded)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    render_synthetic_sequence(tmp_path / "demo", num_frames=200, seed=0)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"\nsynthetic: 200 stereo frames 1241x376 in {wall:.1f} s wall, {cpu:.1f} s CPU")
+    assert len(list((tmp_path / "demo" / "image_1").iterdir())) == 200
+    assert wall < 120
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(DataError, match="motion"):
         render_synthetic_sequence(tmp_path / "x", num_frames=2, motion="fly")
     with pytest.raises(DataError, match="num_frames"):
         render_synthetic_sequence(tmp_path / "x", num_frames=0)
     assert not (tmp_path / "x").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="not a folder"):
+        render_synthetic_sequence(tmp_path / "file", num_frames=1)

@@ -171,6 +171,8 @@ def render_synthetic_sequence(
     built = time.perf_counter()
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder (expected an output folder)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -229,4 +231,10 @@ def _move_into(src: Path, dst: Path) -> None:
         os.replace(src / name, target)
 
 
-__all__ = ["CAMERA_HEIGHT_M", "render_synthetic_sequence", "synthetic_intrinsics"]
+__all__ = [
+    "CAMERA_HEIGHT_M",
+    "SyntheticWorld",
+    "render_synthetic_sequence",
+    "synthetic_intrinsics",
+    "synthetic_world",
+]
