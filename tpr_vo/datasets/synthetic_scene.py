@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from tpr_vo.errors import DataError
+from tpr_vo.datasets.synthetic_textures import (
+    TextureSource,
+    ground_atlas,
+    load_photos,
+    mip_pyramid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +28,6 @@ GROUND_RES_M = 0.05  # metres per ground-atlas texel
 PATH_STEP_M = 0.1
 VIEW_DISTANCE_M = 120.0  # quads farther than this are not drawn
 ROAD_AHEAD_M = VIEW_DISTANCE_M + 40.0  # scene built beyond the last frame (view + a building)
-PHOTOS = (
-    "astronaut.png camera.png chelsea.png coffee.png rocket.jpg motorcycle_left.png coins.png "
-    "text.png clock_motion.png hubble_deep_field.jpg moon.png horse.png cell.png"
-).split()
 
 
 @dataclass(frozen=True)
@@ -64,31 +63,6 @@ class Scene:
     radii_m: np.ndarray  # (Q,) centre-to-corner distance
     texel_areas: np.ndarray  # (Q,) area of each quad in level-0 texels
     num_levels: np.ndarray  # (Q,) mip levels of each quad's texture
-
-
-def load_photos() -> dict[str, np.ndarray]:
-    """Grayscale uint8 photographs from scikit-image's data folder (no download)."""
-    try:
-        import skimage
-    except ImportError as exc:
-        raise DataError("the synthetic sequence needs scikit-image's photographs") from exc
-    folder = Path(skimage.__file__).parent / "data"
-    photos = {}
-    for name in PHOTOS + ["brick.png", "grass.png", "gravel.png"]:
-        image = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
-        if image is not None:
-            photos[name.split(".")[0]] = image
-    missing = {"brick", "grass", "gravel"} - photos.keys()
-    if missing or len(photos) < 8:
-        raise DataError(f"{folder}: expected scikit-image photographs, missing {sorted(missing)}")
-    return photos
-
-
-def mip_pyramid(image: np.ndarray, levels: int = 5) -> list[np.ndarray]:
-    pyramid = [image]
-    while len(pyramid) < levels and min(pyramid[-1].shape) >= 16:
-        pyramid.append(cv2.pyrDown(pyramid[-1]))
-    return pyramid
 
 
 def road_path(length_m: float, rng: np.random.Generator, start_m: float = 40.0):
@@ -129,51 +103,16 @@ def _ground_point(xz, y=CAMERA_HEIGHT_M):
 
 
 class _Builder:
-    def __init__(self, photos: dict[str, np.ndarray], rng: np.random.Generator):
-        self.photos, self.rng = photos, rng
+    """Collects quads and their mip-mapped textures."""
+
+    def __init__(self, source: TextureSource):
+        self.source = source
         self.quads: list[Quad] = []
         self.textures: list[list[np.ndarray]] = []
-        self.posters = [k for k in photos if k not in ("brick", "grass", "gravel")]
-        brick = np.ascontiguousarray(np.rot90(photos["brick"][:, 150:370]))  # straightest courses
-        self.wall_brick = cv2.resize(brick, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
-        self.pyramids: dict[str, list[np.ndarray]] = {}
 
     def texture(self, image: np.ndarray) -> int:
-        self.textures.append(mip_pyramid(np.ascontiguousarray(image)))
+        self.textures.append(mip_pyramid(image))
         return len(self.textures) - 1
-
-    def photo(self, scale: float = 1.0) -> np.ndarray:
-        """A random photograph, mirrored half of the time, shrunk by `scale` <= 1 (from its
-        pyramid, then bilinear: no aliasing, no slow area resampling)."""
-        name = self.posters[self.rng.integers(len(self.posters))]
-        flip = self.rng.random() < 0.5
-        if scale < 1.0:
-            if name not in self.pyramids:
-                self.pyramids[name] = mip_pyramid(self.photos[name], levels=4)
-            level = min(int(np.log2(1.0 / scale)), len(self.pyramids[name]) - 1)
-            image = self.pyramids[name][level]
-            fx = scale * self.photos[name].shape[1] / image.shape[1]
-            image = cv2.resize(image, None, fx=fx, fy=fx, interpolation=cv2.INTER_LINEAR)
-        else:
-            image = self.photos[name]
-        return image[:, ::-1] if flip else image
-
-    def facade_texture(self, width_px: int, height_px: int) -> np.ndarray:
-        """Brick wall (random brightness) with photographs pasted on as shop signs/murals."""
-        brick = self.wall_brick
-        reps = (height_px // brick.shape[0] + 1, width_px // brick.shape[1] + 1)
-        wall = np.tile(brick, reps)[:height_px, :width_px].astype(np.float32)
-        wall = wall * self.rng.uniform(0.6, 1.2) + self.rng.uniform(-30, 30)
-        for _ in range(self.rng.integers(2, 5)):
-            size_px = self.rng.uniform(0.3, 0.7) * min(width_px, height_px)
-            photo = self.photo(scale=min(1.0, size_px / 512.0))
-            ph, pw = photo.shape
-            if ph >= height_px or pw >= width_px:
-                continue
-            y0 = self.rng.integers(0, height_px - ph)
-            x0 = self.rng.integers(0, width_px - pw)
-            wall[y0 : y0 + ph, x0 : x0 + pw] = photo
-        return np.clip(wall, 0, 255).astype(np.uint8)
 
     def box(self, center_xz, heading, size_lwh, texture_ids):
         """Axis-aligned (in the road frame) box on the ground: 4 sides + top, outward normals."""
@@ -213,12 +152,12 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
     depend on how many frames are rendered."""
     photos = load_photos()
     xz, heading, i0 = road_path(path_length_m + ROAD_AHEAD_M, np.random.default_rng([seed, 20]))
-    b = _Builder(photos, np.random.default_rng([seed, 21]))
+    b = _Builder(TextureSource(photos, np.random.default_rng([seed, 21])))
     step = PATH_STEP_M
     for side in (-1, 1):
         rows = ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5))
         for row, (setback, heights, gap_p) in enumerate(rows):
-            rng = b.rng = np.random.default_rng([seed, 22, side + 1, row])
+            rng = b.source.rng = np.random.default_rng([seed, 22, side + 1, row])
             i = 0
             while i < len(xz) - 1:
                 length = rng.uniform(8, 22)
@@ -229,7 +168,7 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
                     a, c = _frame_at(xz, heading, i, side * d), _frame_at(xz, heading, j, side * d)
                     width_m = float(np.linalg.norm(c - a))
                     px_per_m = 40.0 if setback < 20 else 20.0
-                    tex = b.facade_texture(int(width_m * px_per_m), int(height * px_per_m))
+                    tex = b.source.facade(int(width_m * px_per_m), int(height * px_per_m))
                     tid = b.texture(tex)
                     u = np.r_[c[0] - a[0], 0.0, c[1] - a[1]] / width_m / px_per_m
                     v = np.array([0.0, 1.0, 0.0]) / px_per_m
@@ -244,7 +183,7 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
                         b.quads.append(quad)
                     depth = rng.uniform(6, 12)  # side walls, seen through gaps
                     out = np.r_[np.cos(heading[i]), 0, -np.sin(heading[i])] * side
-                    wall_tid = b.texture(b.facade_texture(int(depth * 20), int(height * 20)))
+                    wall_tid = b.texture(b.source.facade(int(depth * 20), int(height * 20)))
                     down = np.array([0.0, 1.0, 0.0])
                     for end, toward in ((a, -1), (c, 1)):
                         k = i if toward < 0 else j
@@ -254,21 +193,21 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
                         b.quads.append(_quad(o, out / 20, down / 20, size, wall_tid, o + fwd))
                 i = j + 1
         # parked boxes, poles and signs on this side
-        rng = b.rng = np.random.default_rng([seed, 23, side + 1])
+        rng = b.source.rng = np.random.default_rng([seed, 23, side + 1])
         s = rng.uniform(5, 20)
         while s < (len(xz) - 1) * step:
             k = int(s / step)
             kind = rng.random()
             if kind < 0.45:
-                tids = [b.texture(b.photo()) for _ in range(2)]
+                tids = [b.texture(b.source.photo()) for _ in range(2)]
                 size = (rng.uniform(3.8, 4.8), rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7))
                 b.box(_frame_at(xz, heading, k, side * 4.5), heading[k], size, tids)
             elif kind < 0.8:
-                tid = b.texture(b.photo())
+                tid = b.texture(b.source.photo())
                 size = (0.3, 0.3, rng.uniform(3.5, 6.0))
                 b.box(_frame_at(xz, heading, k, side * rng.uniform(6, 8)), heading[k], size, [tid])
             else:
-                tid = b.texture(b.photo())
+                tid = b.texture(b.source.photo())
                 th, tw = b.textures[tid][0].shape
                 w_m = rng.uniform(1.5, 3.0)
                 u = np.r_[np.cos(heading[k]), 0, -np.sin(heading[k])] * w_m / tw
@@ -278,7 +217,7 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
                 toward = o - np.r_[np.sin(heading[k]), 0, np.cos(heading[k])]
                 b.quads.append(_quad(o, u, v, (tw, th), tid, towards=toward))
             s += rng.uniform(6, 18)
-    ground = _ground_quad(b, xz)
+    ground = _ground_quad(b, photos, xz)
     corners = np.stack([q.corners_m for q in b.quads])
     centers = corners.mean(1)
     radii = np.linalg.norm(corners - centers[:, None], axis=2).max(1)
@@ -303,41 +242,11 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
     )
 
 
-def _ground_quad(b: _Builder, xz) -> Quad:
-    """A top-down atlas of the ground: asphalt road with lane markings, paved sidewalks, grass.
-    Its grid and texture tiling are anchored to world coordinates (not to the road's extent)."""
-    margin, coarse = 25.0, 4  # distances are computed on a 4x coarser grid, then interpolated
-    cell = GROUND_RES_M * coarse
-    lo = np.floor((xz.min(0) - margin) / cell) * cell
-    hi = xz.max(0) + margin
-    w, h = (np.ceil((hi - lo) / GROUND_RES_M / coarse) * coarse).astype(int)
-
-    def to_px(points, res=GROUND_RES_M):  # atlas column = x, row = z; 4 fractional bits
-        return np.round((points - lo) / res * 16).astype(np.int32)
-
-    centre = np.full((h // coarse, w // coarse), 255, np.uint8)
-    cv2.polylines(centre, [to_px(xz, GROUND_RES_M * coarse)], False, 0, 1, cv2.LINE_8, 4)
-    dist = cv2.distanceTransform(centre, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist_cm = np.minimum(dist * (GROUND_RES_M * coarse * 100), 65535).astype(np.uint16)
-    dist_cm = cv2.resize(dist_cm, (w, h), interpolation=cv2.INTER_LINEAR)
-
-    def tiled(name, scale, gain, offset):
-        tex = cv2.resize(b.photos[name], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        tex = np.clip(tex.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
-        tex = np.block([[tex, tex[:, ::-1]], [tex[::-1], tex[::-1, ::-1]]])
-        ox, oz = np.round(lo / GROUND_RES_M).astype(int)
-        tex = np.roll(tex, (-oz % tex.shape[0], -ox % tex.shape[1]), axis=(0, 1))
-        return np.tile(tex, (h // tex.shape[0] + 1, w // tex.shape[1] + 1))[:h, :w]
-
-    atlas = tiled("grass", 1.0, 0.8, 10)
-    cv2.copyTo(tiled("brick", 0.5, 0.7, 40), cv2.compare(dist_cm, 850, cv2.CMP_LT), atlas)
-    cv2.copyTo(tiled("gravel", 1.0, 0.45, 30), cv2.compare(dist_cm, 550, cv2.CMP_LT), atlas)
-    edge_cm = 100 * ROAD_HALF_WIDTH_M
-    edge_lines = cv2.inRange(dist_cm, edge_cm - 8, edge_cm + 8)  # 0 | 255
-    atlas = cv2.max(atlas, cv2.min(edge_lines, 215))
-    for s in range(0, len(xz) - 30, 90):  # 3 m dashes every 9 m on the centre line
-        cv2.line(atlas, *[tuple(p) for p in to_px(xz[[s, s + 30]])], 215, 3, cv2.LINE_AA, 4)
-    tid = b.texture(atlas)
-    return _quad(
-        _ground_point(lo), [GROUND_RES_M, 0, 0], [0, 0, GROUND_RES_M], (w, h), tid, [0, 0, 0]
-    )
+def _ground_quad(b: _Builder, photos, xz) -> Quad:
+    """The ground plane, textured by an atlas covering the road and 25 m around it."""
+    margin, cell = 25.0, 4 * GROUND_RES_M
+    lo = np.floor((xz.min(0) - margin) / cell) * cell  # on a world-anchored grid
+    w, h = (np.ceil((xz.max(0) + margin - lo) / cell) * 4).astype(int)
+    atlas = ground_atlas(photos, xz, lo, (h, w), GROUND_RES_M, ROAD_HALF_WIDTH_M)
+    return _quad(_ground_point(lo), [GROUND_RES_M, 0, 0], [0, 0, GROUND_RES_M], (w, h),
+                 b.texture(atlas), towards=[0, 0, 0])  # fmt: skip
