@@ -114,6 +114,69 @@ class _Builder:
         self.textures.append(mip_pyramid(image))
         return len(self.textures) - 1
 
+    def building_row(self, xz, heading, side, setback_m, heights_m, gap_odds):
+        """Buildings along one side (-1 left, +1 right) of the road: a facade of 5 m panels
+        (one texture, one plane) facing the road, and side walls seen through the gaps."""
+        rng, down = self.source.rng, np.array([0.0, 1.0, 0.0])
+        i = 0
+        while i < len(xz) - 1:
+            j = min(i + int(rng.uniform(8, 22) / PATH_STEP_M), len(xz) - 1)
+            if rng.random() > gap_odds and j - i > 20:
+                d = side * (setback_m + rng.uniform(0, 5))
+                height = rng.uniform(*heights_m)
+                a, c = _frame_at(xz, heading, i, d), _frame_at(xz, heading, j, d)
+                width_m = float(np.linalg.norm(c - a))
+                px_per_m = 40.0 if setback_m < 20 else 20.0
+                tex = self.source.facade(int(width_m * px_per_m), int(height * px_per_m))
+                tid = self.texture(tex)
+                u = np.r_[c[0] - a[0], 0.0, c[1] - a[1]] / width_m / px_per_m
+                top = _ground_point(a, CAMERA_HEIGHT_M - height)
+                road = _ground_point(xz[(i + j) // 2])
+                panels = max(1, int(np.ceil(width_m / 5.0)))
+                cols = tex.shape[1] / panels
+                for p in range(panels):
+                    panel = _quad(top + u * cols * p, u, down / px_per_m, (cols, tex.shape[0]),
+                                  tid, towards=road)  # fmt: skip
+                    self.quads.append(Quad(top, u, down / px_per_m, panel.corners_m,
+                                           panel.normal, tid))  # fmt: skip
+                depth = rng.uniform(6, 12)
+                wall_tid = self.texture(self.source.facade(int(depth * 20), int(height * 20)))
+                for end, k, toward in ((a, i, -1), (c, j, 1)):
+                    o = _ground_point(end, CAMERA_HEIGHT_M - height)
+                    out = _direction(heading[k], lateral=True) * side / 20
+                    facing = o + toward * _direction(heading[k])
+                    size = (depth * 20, height * 20)
+                    self.quads.append(_quad(o, out, down / 20, size, wall_tid, facing))
+            i = j + 1
+
+    def street_furniture(self, xz, heading, side):
+        """Parked boxes (car-sized), poles and signs every 6-18 m along one side."""
+        rng = self.source.rng
+        s = rng.uniform(5, 20)
+        while s < (len(xz) - 1) * PATH_STEP_M:
+            k = int(s / PATH_STEP_M)
+            kind = rng.random()
+            if kind < 0.45:
+                tids = [self.texture(self.source.photo()) for _ in range(2)]
+                size = (rng.uniform(3.8, 4.8), rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7))
+                self.box(_frame_at(xz, heading, k, side * 4.5), heading[k], size, tids)
+            elif kind < 0.8:
+                tid = self.texture(self.source.photo())
+                size = (0.3, 0.3, rng.uniform(3.5, 6.0))
+                where = _frame_at(xz, heading, k, side * rng.uniform(6, 8))
+                self.box(where, heading[k], size, [tid])
+            else:  # a sign 2 m above the ground, facing the traffic
+                tid = self.texture(self.source.photo())
+                th, tw = self.textures[tid][0].shape
+                m_per_px = rng.uniform(1.5, 3.0) / tw
+                u = _direction(heading[k], lateral=True) * m_per_px
+                v = np.array([0.0, 1.0, 0.0]) * m_per_px
+                centre = _frame_at(xz, heading, k, side * rng.uniform(6, 8))
+                o = _ground_point(centre, CAMERA_HEIGHT_M - 2.0 - th * m_per_px) - u * tw / 2
+                toward = o - _direction(heading[k])
+                self.quads.append(_quad(o, u, v, (tw, th), tid, towards=toward))
+            s += rng.uniform(6, 18)
+
     def box(self, center_xz, heading, size_lwh, texture_ids):
         """Axis-aligned (in the road frame) box on the ground: 4 sides + top, outward normals."""
         length, width, height = size_lwh
@@ -140,8 +203,15 @@ class _Builder:
 
 
 def _frame_at(xz, heading, i, lateral_m):
+    """(x, z) of the point `lateral_m` to the right of path sample i."""
     right = np.array([np.cos(heading[i]), -np.sin(heading[i])])
     return xz[i] + right * lateral_m
+
+
+def _direction(heading_rad: float, lateral: bool = False) -> np.ndarray:
+    """Unit 3-vector along the road (or to its right when `lateral`)."""
+    c, s = np.cos(heading_rad), np.sin(heading_rad)
+    return np.array([c, 0.0, -s]) if lateral else np.array([s, 0.0, c])
 
 
 def build_scene(path_length_m: float, seed: int) -> Scene:
@@ -153,70 +223,13 @@ def build_scene(path_length_m: float, seed: int) -> Scene:
     photos = load_photos()
     xz, heading, i0 = road_path(path_length_m + ROAD_AHEAD_M, np.random.default_rng([seed, 20]))
     b = _Builder(TextureSource(photos, np.random.default_rng([seed, 21])))
-    step = PATH_STEP_M
     for side in (-1, 1):
-        rows = ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5))
-        for row, (setback, heights, gap_p) in enumerate(rows):
-            rng = b.source.rng = np.random.default_rng([seed, 22, side + 1, row])
-            i = 0
-            while i < len(xz) - 1:
-                length = rng.uniform(8, 22)
-                j = min(i + int(length / step), len(xz) - 1)
-                if rng.random() > gap_p and j - i > 20:
-                    d = setback + rng.uniform(0, 5)
-                    height = rng.uniform(*heights)
-                    a, c = _frame_at(xz, heading, i, side * d), _frame_at(xz, heading, j, side * d)
-                    width_m = float(np.linalg.norm(c - a))
-                    px_per_m = 40.0 if setback < 20 else 20.0
-                    tex = b.source.facade(int(width_m * px_per_m), int(height * px_per_m))
-                    tid = b.texture(tex)
-                    u = np.r_[c[0] - a[0], 0.0, c[1] - a[1]] / width_m / px_per_m
-                    v = np.array([0.0, 1.0, 0.0]) / px_per_m
-                    top = _ground_point(a, CAMERA_HEIGHT_M - height)
-                    road_side = _ground_point(xz[(i + j) // 2])
-                    panels = max(1, int(np.ceil(width_m / 5.0)))
-                    cols = tex.shape[1] / panels
-                    for p in range(panels):
-                        o = top + u * cols * p
-                        quad = _quad(o, u, v, (cols, tex.shape[0]), tid, towards=road_side)
-                        quad = Quad(top, u, v, quad.corners_m, quad.normal, tid)
-                        b.quads.append(quad)
-                    depth = rng.uniform(6, 12)  # side walls, seen through gaps
-                    out = np.r_[np.cos(heading[i]), 0, -np.sin(heading[i])] * side
-                    wall_tid = b.texture(b.source.facade(int(depth * 20), int(height * 20)))
-                    down = np.array([0.0, 1.0, 0.0])
-                    for end, toward in ((a, -1), (c, 1)):
-                        k = i if toward < 0 else j
-                        fwd = np.r_[np.sin(heading[k]), 0, np.cos(heading[k])] * toward
-                        o = _ground_point(end, CAMERA_HEIGHT_M - height)
-                        size = (depth * 20, height * 20)
-                        b.quads.append(_quad(o, out / 20, down / 20, size, wall_tid, o + fwd))
-                i = j + 1
-        # parked boxes, poles and signs on this side
-        rng = b.source.rng = np.random.default_rng([seed, 23, side + 1])
-        s = rng.uniform(5, 20)
-        while s < (len(xz) - 1) * step:
-            k = int(s / step)
-            kind = rng.random()
-            if kind < 0.45:
-                tids = [b.texture(b.source.photo()) for _ in range(2)]
-                size = (rng.uniform(3.8, 4.8), rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.7))
-                b.box(_frame_at(xz, heading, k, side * 4.5), heading[k], size, tids)
-            elif kind < 0.8:
-                tid = b.texture(b.source.photo())
-                size = (0.3, 0.3, rng.uniform(3.5, 6.0))
-                b.box(_frame_at(xz, heading, k, side * rng.uniform(6, 8)), heading[k], size, [tid])
-            else:
-                tid = b.texture(b.source.photo())
-                th, tw = b.textures[tid][0].shape
-                w_m = rng.uniform(1.5, 3.0)
-                u = np.r_[np.cos(heading[k]), 0, -np.sin(heading[k])] * w_m / tw
-                v = np.array([0.0, 1.0, 0.0]) * w_m / tw
-                centre = _frame_at(xz, heading, k, side * rng.uniform(6, 8))
-                o = _ground_point(centre, CAMERA_HEIGHT_M - 2.0 - th * w_m / tw) - u * tw / 2
-                toward = o - np.r_[np.sin(heading[k]), 0, np.cos(heading[k])]
-                b.quads.append(_quad(o, u, v, (tw, th), tid, towards=toward))
-            s += rng.uniform(6, 18)
+        rows = ((9.0, (5, 14), 0.35), (30.0, (12, 26), 0.5))  # setback m, heights m, gap odds
+        for row, (setback_m, heights_m, gap_odds) in enumerate(rows):
+            b.source.rng = np.random.default_rng([seed, 22, side + 1, row])
+            b.building_row(xz, heading, side, setback_m, heights_m, gap_odds)
+        b.source.rng = np.random.default_rng([seed, 23, side + 1])
+        b.street_furniture(xz, heading, side)
     ground = _ground_quad(b, photos, xz)
     corners = np.stack([q.corners_m for q in b.quads])
     centers = corners.mean(1)
