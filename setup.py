@@ -19,7 +19,15 @@ setup(
     ],
     package_data={PACKAGE: ["py.typed"]},
     python_requires=">=3.10",
-    install_requires=["numpy", "opencv-python-headless", "PyYAML", "scipy", "matplotlib", "tqdm"],
+    install_requires=[
+        "numpy",
+        "opencv-python-headless",
+        "PyYAML",
+        "scipy",
+        "matplotlib",
+        "tqdm",
+        "scikit-image",
+    ],
     extras_require={
         "onnx": ["onnxruntime"],
         "train": ["torch", "onnx", "scikit-image"],
