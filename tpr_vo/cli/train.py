@@ -70,6 +70,18 @@ def add_parser(subparsers) -> None:
         help="weight of the repeatability + peakiness detector terms",
     )
     p.add_argument(
+        "--peaky-weight",
+        type=float,
+        default=d.peaky_weight,
+        help="weight of the peakiness detector term",
+    )
+    p.add_argument(
+        "--keypoint-distill",
+        type=float,
+        default=d.keypoint_weight,
+        help="weight of SIFT keypoint distillation of the score map during TPR",
+    )
+    p.add_argument(
         "--infonce",
         type=float,
         default=d.infonce_weight,
@@ -147,6 +159,8 @@ def config_from_args(args):
         alpha_max=args.alpha,
         label_temperature=args.label_temperature,
         det_weight=args.det_weight,
+        peaky_weight=args.peaky_weight,
+        keypoint_weight=args.keypoint_distill,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
         image_dirs=tuple(args.images),

@@ -29,7 +29,9 @@ class TrainConfig:
     min_strength: float = 0.25
     alpha_max: float = 1.0
     label_temperature: float = 0.5
-    det_weight: float = 1.0
+    det_weight: float = 1.0  # repeatability
+    peaky_weight: float = 1.0  # peakiness
+    keypoint_weight: float = 0.0  # SIFT keypoint distillation of the score map during TPR
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
     warm_start_steps: int = 0  # SIFT distillation steps before TPR

@@ -30,7 +30,9 @@ def mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
 class LossSettings:
     labels: str = "soft"  # soft | hard
     label_temperature: float = 0.5  # lambda
-    det_weight: float = 1.0  # repeatability + peakiness
+    det_weight: float = 1.0  # repeatability
+    peaky_weight: float = 1.0  # peakiness
+    keypoint_weight: float = 0.0  # > 0: SIFT keypoint distillation of the score map during TPR
     infonce_weight: float = 0.0  # 0 = pure TPR
     infonce_temperature: float = 0.07
 
@@ -115,7 +117,7 @@ class TPRLearner(nn.Module):
             labels = tpr_loss.soft_labels(y_a_c, y_b_c, alpha, settings.label_temperature)
         out = {"pred": tpr_loss.prediction_loss(pred, proj, weights, labels)}
 
-        if settings.det_weight > 0:
+        if settings.det_weight > 0 or settings.peaky_weight > 0:
             full = tpr_loss.cell_centers_px(H, W, 1, device=image_a.device)
             pix_b = tpr_loss.warp_points(H_b_a.to(torch.float64), full.double()).float()
             mask = tpr_loss.visible(pix_b, H, W).to(scores_a.dtype).reshape(B, 1, H, W)
@@ -126,7 +128,12 @@ class TPRLearner(nn.Module):
             out["nce"] = tpr_loss.info_nce_loss(y_a_c, y_b_c, vis, settings.infonce_temperature)
         total = out["pred"]
         if "rep" in out:
-            total = total + settings.det_weight * (out["rep"] + out["peaky"])
+            total = total + settings.det_weight * out["rep"] + settings.peaky_weight * out["peaky"]
+        if settings.keypoint_weight > 0:
+            from tpr_vo.training.warmstart import keypoint_loss, sift_heatmap
+
+            out["kp"] = keypoint_loss(logits_a, sift_heatmap(image_a))
+            total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:
             total = total + settings.infonce_weight * out["nce"]
         out["total"] = total

@@ -36,6 +36,26 @@ def sift_targets(image01: np.ndarray, max_keypoints: int = 300):
     )
 
 
+def keypoint_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """Balanced BCE of (B, 1, H, W) score logits against a 0/1 keypoint map."""
+    pos = heat.sum().clamp_min(1.0)
+    pos_weight = ((heat.numel() - pos) / pos).clamp(max=200.0)
+    return nnf.binary_cross_entropy_with_logits(logits, heat, pos_weight=pos_weight)
+
+
+def sift_heatmap(image_a: torch.Tensor, max_keypoints: int = 300) -> torch.Tensor:
+    """(B, 1, H, W) 0/1 map of SIFT keypoint pixels of a (B, 1, H, W) [0, 1] batch."""
+    images = image_a.detach().cpu().numpy()[:, 0]
+    heat = torch.zeros_like(image_a)
+    H, W = images.shape[1:]
+    for b in range(len(images)):
+        pts, _ = sift_targets(images[b], max_keypoints)
+        if len(pts):
+            ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
+            heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
+    return heat
+
+
 def warm_start_loss(learner, image_a: torch.Tensor) -> dict[str, torch.Tensor]:
     """SIFT distillation losses for a (B, 1, H, W) batch through `learner.online`."""
     B, _, H, W = image_a.shape
@@ -54,8 +74,6 @@ def warm_start_loss(learner, image_a: torch.Tensor) -> dict[str, torch.Tensor]:
         desc_losses.append((1.0 - (pred * target).sum(dim=1)).mean())
         ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
         heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
-    pos = heat.sum().clamp_min(1.0)
-    pos_weight = ((heat.numel() - pos) / pos).clamp(max=200.0)
-    det = nnf.binary_cross_entropy_with_logits(logits, heat, pos_weight=pos_weight)
+    det = keypoint_loss(logits, heat)
     desc = torch.stack(desc_losses).mean() if desc_losses else logits.sum() * 0.0
     return {"warm_desc": desc, "warm_det": det, "total": desc + 0.1 * det}
