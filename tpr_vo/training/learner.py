@@ -33,6 +33,7 @@ class LossSettings:
     det_weight: float = 1.0  # repeatability
     peaky_weight: float = 1.0  # peakiness
     keypoint_weight: float = 0.0  # > 0: SIFT keypoint distillation of the score map during TPR
+    keypoint_pos_weight: float = 10.0  # cap of the BCE positive weight of that term
     infonce_weight: float = 0.0  # 0 = pure TPR
     infonce_temperature: float = 0.07
 
@@ -132,7 +133,9 @@ class TPRLearner(nn.Module):
         if settings.keypoint_weight > 0:
             from tpr_vo.training.warmstart import keypoint_loss, sift_heatmap
 
-            out["kp"] = keypoint_loss(logits_a, sift_heatmap(image_a))
+            out["kp"] = keypoint_loss(
+                logits_a, sift_heatmap(image_a), settings.keypoint_pos_weight
+            )
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:
             total = total + settings.infonce_weight * out["nce"]

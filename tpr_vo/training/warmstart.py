@@ -36,10 +36,13 @@ def sift_targets(image01: np.ndarray, max_keypoints: int = 300):
     )
 
 
-def keypoint_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
-    """Balanced BCE of (B, 1, H, W) score logits against a 0/1 keypoint map."""
+def keypoint_loss(
+    logits: torch.Tensor, heat: torch.Tensor, max_pos_weight: float = 200.0
+) -> torch.Tensor:
+    """Balanced BCE of (B, 1, H, W) score logits against a 0/1 keypoint map. A large positive
+    weight spreads the response into blobs; a small one keeps it peaked at the keypoints."""
     pos = heat.sum().clamp_min(1.0)
-    pos_weight = ((heat.numel() - pos) / pos).clamp(max=200.0)
+    pos_weight = ((heat.numel() - pos) / pos).clamp(max=max_pos_weight)
     return nnf.binary_cross_entropy_with_logits(logits, heat, pos_weight=pos_weight)
 
 
