@@ -85,6 +85,7 @@ class RosConfig:
     base_frame: str = "base_link"
     path_max_length: int = 2000
     queue_size: int = 2
+    image_qos: str = "sensor_data"  # sensor_data (best effort: any camera) | reliable
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ _CHOICES = {
     "frontend.kind": ("map", "f2f"),
     "frontend.mode": ("mono", "stereo"),
     "frontend.scale": ("none", "gt", "height"),
+    "ros.image_qos": ("sensor_data", "reliable"),
 }
 _POSITIVE = (
     "features.max_keypoints",
