@@ -80,6 +80,9 @@ def generate_launch_description():
                 "frontend.mode": mode,
                 "features.kind": LaunchConfiguration("features"),
                 "features.backend": LaunchConfiguration("backend"),
+                # The player publishes reliably; a reliable subscription keeps stereo pairs of
+                # large images that best-effort shared-memory transport would drop.
+                "ros.image_qos": "reliable",
             },
         ],
         remappings=REMAPPINGS,

@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from ros_harness import KittiFrames, Probe, params, ros_session, wait_for  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -201,7 +202,14 @@ def test_parameters_file_overrides_and_validation(tmp_path):
 
         (result,) = node.set_parameters([Parameter("frontend.min_inliers", value=40)])
         assert not result.successful and "restart the node" in result.reason
+        (sub,) = node.get_subscriptions_info_by_topic("/image")
+        assert sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # sensor-data QoS
         node.destroy_node()
+        qos = {"ros.image_qos": "reliable"}
+        reliable = VoNode(context=context, parameter_overrides=params(**ORB, **qos))
+        (sub,) = reliable.get_subscriptions_info_by_topic("/image")
+        assert sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        reliable.destroy_node()
         with pytest.raises(ConfigError, match="'frontend.mode' must be one of"):
             VoNode(context=context, parameter_overrides=params(**{"frontend.mode": "sideways"}))
         with pytest.raises(ConfigError, match="'frontend.min_inliers' expects an integer"):

@@ -6,9 +6,11 @@ from times.txt. Parameters:
   sequence (folder)      mode: mono | stereo      rate: multiple of real time; 0 = lock-step
   loop (restart at the end; calls the node's `reset` service)   start_frame, max_frames (0 = all)
   stamp_from_now: stamps = start time + times.txt (true) or times.txt itself (false)
-  frame_id, right_frame_id, lockstep_timeout_s, wait_for_subscribers_s
-With rate 0 the next frame goes out when the node's `odometry` for the previous one arrives (or
-after lockstep_timeout_s), so nothing is dropped and the run is as fast as the node.
+  frame_id, right_frame_id, lockstep_retry_s, lockstep_timeout_s, wait_for_subscribers_s
+With rate 0 the next frame goes out when the node's `odometry` for the previous one arrives, so
+the run is as fast as the node. Images travel best-effort (sensor-data QoS), so a frame without
+odometry after lockstep_retry_s is sent again (the node skips a stamp it already processed);
+after lockstep_timeout_s the player gives up on it and goes on.
 Without `loop` the player exits 0 after the last frame.
 """
 
@@ -54,7 +56,8 @@ class KittiPlayer(Node):
                 ("stamp_from_now", True),
                 ("frame_id", "camera_optical_frame"),
                 ("right_frame_id", "camera_right_optical_frame"),
-                ("lockstep_timeout_s", 10.0),
+                ("lockstep_retry_s", 2.0),
+                ("lockstep_timeout_s", 30.0),
                 ("wait_for_subscribers_s", 10.0),
             )
         }
@@ -96,7 +99,9 @@ class KittiPlayer(Node):
         self._loop_count = 0
         self._created_s = time.monotonic()
         self._started_s: float | None = None
-        self._sent_s = 0.0
+        self._sent_s = self._first_sent_s = 0.0
+        self._last_messages: list = []
+        self.resent = 0  # lock-step frames sent again after lockstep_retry_s
         self._stamp_base_s = self._now_s() if p["stamp_from_now"] else 0.0
         self.create_timer(TICK_S, self._tick)
         self.get_logger().info(
@@ -127,7 +132,10 @@ class KittiPlayer(Node):
             return
         if self.lockstep:
             if self._awaiting is not None:
-                if now - self._sent_s < self.params["lockstep_timeout_s"]:
+                if now - self._first_sent_s < self.params["lockstep_timeout_s"]:
+                    if now - self._sent_s >= self.params["lockstep_retry_s"]:
+                        self._send(self._last_messages)
+                        self.resent += 1
                     return
                 self.get_logger().warning(
                     f"no odometry for stamp {self._awaiting} after "
@@ -184,17 +192,19 @@ class KittiPlayer(Node):
         stamp = seconds_to_stamp(self._stamp_base_s + self._time_of(index))
         intrinsics = self.sequence.intrinsics
         frame_id = self.params["frame_id"]
-        self._info_pub.publish(intrinsics_to_camera_info(intrinsics, stamp, frame_id))
+        messages = [(self._info_pub, intrinsics_to_camera_info(intrinsics, stamp, frame_id))]
         if self.stereo:
             right_id = self.params["right_frame_id"]
-            self._right_info_pub.publish(
-                intrinsics_to_camera_info(intrinsics, stamp, right_id, right=True)
-            )
-            self._right_image_pub.publish(numpy_to_image_msg(frame.image_right, stamp, right_id))
+            right_info = intrinsics_to_camera_info(intrinsics, stamp, right_id, right=True)
+            messages.append((self._right_info_pub, right_info))
+            right_image = numpy_to_image_msg(frame.image_right, stamp, right_id)
+            messages.append((self._right_image_pub, right_image))
+        messages.append((self._image_pub, numpy_to_image_msg(frame.image_left, stamp, frame_id)))
         if self.lockstep:
             self._awaiting = stamp_key(stamp)
-            self._sent_s = time.monotonic()
-        self._image_pub.publish(numpy_to_image_msg(frame.image_left, stamp, frame_id))
+            self._first_sent_s = time.monotonic()
+            self._last_messages = messages
+        self._send(messages)
         self.published += 1
         if self.published % PROGRESS_EVERY == 0:
             elapsed = time.monotonic() - (self._started_s or time.monotonic())
@@ -203,11 +213,16 @@ class KittiPlayer(Node):
                 f" fps), at frame {index} of {self.indices[-1]}"
             )
 
+    def _send(self, messages) -> None:
+        for publisher, msg in messages:
+            publisher.publish(msg)
+        self._sent_s = time.monotonic()
+
     def _finish(self) -> None:
         elapsed = time.monotonic() - (self._started_s or time.monotonic())
         self.get_logger().info(
             f"done: published {self.published} frames in {elapsed:.1f} s"
-            f" ({self.published / max(elapsed, 1e-9):.1f} fps)"
+            f" ({self.published / max(elapsed, 1e-9):.1f} fps, {self.resent} resent)"
         )
         self.done = True
 

@@ -27,7 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
@@ -106,6 +106,8 @@ class VoNode(Node):
             except ImportError:
                 self.get_logger().info("tf2_ros is not importable: not broadcasting TF")
         qos = qos_profile_sensor_data
+        if ros.image_qos == "reliable":  # no loss of large images, but only reliable publishers
+            qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(Image, "image", lambda m: self._on_image("left", m), qos)
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
         if self.stereo:
