@@ -76,7 +76,13 @@ class FrameToFrameTracker:
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
         rel = estimate_relative_pose(
-            p0, p1, self.K, fe.ransac_threshold_px, fe.ransac_confidence, check_homography=False
+            p0,
+            p1,
+            self.K,
+            fe.ransac_threshold_px,
+            fe.ransac_confidence,
+            check_homography=False,
+            rng=self._rng,
         )
         if rel is None or rel.num_inliers < fe.min_inliers:
             out.geometry_ms = (time.perf_counter() - t1) * 1e3

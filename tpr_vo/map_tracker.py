@@ -9,7 +9,9 @@ initialise (mono: two views, essential + cheirality + homography check; stereo: 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
 
 import numpy as np
@@ -29,10 +31,14 @@ from tpr_vo.types import CameraIntrinsics, Features
 log = logging.getLogger(__name__)
 
 MAX_INIT_WAIT_FRAMES = 10  # a mono init reference older than this is replaced
-HOMOGRAPHY_DEGENERATE_RATIO = 0.9  # H-inliers / E-inliers above this: planar or no parallax
+HOMOGRAPHY_DEGENERATE_RATIO = 0.95  # H-inliers / E-inliers above this: planar or no parallax
 MIN_INIT_PARALLAX_POINTS = 50  # triangulated points with parallax >= min_parallax_deg
 REFINE_RADIUS_PX = 8.0  # second, tighter reprojection search after the first PnP
-GT_SCALE_GAIN = 0.5  # fraction (in log scale) of the per-step scale ratio applied to the map
+TRIANGULATION_KEYFRAMES = 3  # new points are triangulated against this many recent keyframes
+STEREO_TRIANGULATION_KEYFRAMES = 0  # stereo maps only take stereo-triangulated points
+STEREO_MAX_DEPTH_BASELINES = float(os.environ.get("SMD", "40"))
+TRIANGULATION_PARALLAX_FACTOR = 1.0  # of min_parallax_deg for new points
+TRIANGULATION_RATIO = float(os.environ.get("TRI_RATIO", "0.7"))
 HEIGHT_SCALE_GAIN = 0.5  # fraction of a ground-plane scale correction applied per keyframe
 
 
@@ -43,6 +49,10 @@ class MapTracker:
         self.K = intrinsics.K
         self.size_px = (intrinsics.width_px, intrinsics.height_px)
         self.stereo = config.frontend.mode == "stereo"
+        # New points need unambiguous matches: a stricter ratio than for tracking.
+        self._triangulation_matching = dataclasses.replace(
+            config.matching, ratio=min(config.matching.ratio, TRIANGULATION_RATIO)
+        )
         self.baseline_m = float(intrinsics.baseline_m or 0.0)
         self.reset()
 
@@ -57,6 +67,14 @@ class MapTracker:
         self._last_ids = np.zeros(0, np.int64)
         self._last_px = np.zeros((0, 2))
         self._pending_right: Features | None = None
+        # Map-frame pose of the last tracked frame and the per-frame motion in the map frame.
+        # With scale "gt" the output chain differs from the map frame: it composes the map-frame
+        # steps with ground-truth lengths (the map itself is never rescaled per frame).
+        self._T_map_last = np.eye(4)
+        self._T_map_velocity = np.eye(4)
+        self._T_out_last = np.eye(4)
+        self._frames_since_track = 0
+        self._gt_since_track = 0.0
 
     def reinitialize(self, T_world_cam: np.ndarray) -> None:
         """Drop the map; the next frames initialise a new one anchored at the predicted pose."""
@@ -68,10 +86,14 @@ class MapTracker:
 
     def note_skipped_step(self, step_length_m: float) -> None:
         self._gt_since_ref += float(step_length_m)
+        self._gt_since_track += float(step_length_m)
+        self._frames_since_track += 1
 
     def track(self, inp: TrackInput) -> TrackOutput:
         if inp.step_length_m is not None:
             self._gt_since_ref += float(inp.step_length_m)
+            self._gt_since_track += float(inp.step_length_m)
+        self._frames_since_track += 1
         self._pending_right = inp.right_features
         if not self._initialized:
             return self._init_stereo(inp) if self.stereo else self._init_mono(inp)
@@ -91,6 +113,7 @@ class MapTracker:
         kf.num_tracked = added
         self.map.add_keyframe(kf)
         self._initialized = True
+        self._anchor(inp.T_world_pred, inp.T_world_pred)
         self._remember_observations(kf.point_ids, kf.keypoints_px)
         out.num_inliers = added
         out.covariance_6x6 = np.eye(6) * 1e-9
@@ -120,7 +143,9 @@ class MapTracker:
             out.covariance_6x6 = np.eye(6) * 1e-6
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
-        rel = estimate_relative_pose(p0, p1, self.K, fe.ransac_threshold_px, fe.ransac_confidence)
+        rel = estimate_relative_pose(
+            p0, p1, self.K, fe.ransac_threshold_px, fe.ransac_confidence, rng=self._rng
+        )
         if rel is None or rel.num_inliers < max(fe.min_inliers, 30):
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
@@ -177,6 +202,7 @@ class MapTracker:
         self._step_hint = scale / max(inp.index - ref_index, 1)
         self._remember_observations(kf1.point_ids, kf1.keypoints_px)
         out.T_world_cam, out.state = T_world_cur, "tracking"
+        self._anchor(T_world_cur, T_world_cur, invert(T_world_ref) @ T_world_cur)
         out.num_inliers = len(ids)
         out.covariance_6x6 = pose_covariance(
             invert(T_world_cur), points_w, p1[rel.inliers][good], self.K
@@ -201,7 +227,8 @@ class MapTracker:
         desc = inp.features.descriptors
         t0 = time.perf_counter()
         matching_s = geometry_s = 0.0
-        uv, z = project(self.K, invert(inp.T_world_pred), self.map.points_w)
+        T_map_pred = self._map_prediction(inp)
+        uv, z = project(self.K, invert(T_map_pred), self.map.points_w)
         cand = np.flatnonzero(self._in_image(uv, z))
         m = match_guided(
             self.map.descriptors[cand],
@@ -214,7 +241,7 @@ class MapTracker:
         t1 = time.perf_counter()
         matching_s += t1 - t0
         rows, kidx = cand[m.index_a], m.index_b
-        pnp = self._pnp(rows, kidx, kp, inp.T_world_pred)
+        pnp = self._pnp(rows, kidx, kp, T_map_pred)
         t2 = time.perf_counter()
         geometry_s += t2 - t1
         if pnp is None:  # prediction unusable: match against the whole map
@@ -266,12 +293,10 @@ class MapTracker:
         self.map.visible[visible] += 1
         self.map.found[in_rows] += 1
         self.map.last_seen[in_rows] = inp.index
-        T_world_cur = invert(T_cw)
+        T_world_cur = invert(T_cw)  # map frame
         ids = self.map.ids[in_rows]
         if self._is_stationary(ids, kp[in_kidx]):
-            T_world_cur = inp.T_world_last.copy()
-        elif fe.scale == "gt" and inp.step_length_m is not None and not self.stereo:
-            T_world_cur = self._gt_step(inp, T_world_cur, rescale_map=True)
+            T_world_cur = self._T_map_last.copy()
         self._remember_observations(ids, kp[in_kidx])
         out = TrackOutput(
             T_world_cur,
@@ -286,8 +311,7 @@ class MapTracker:
             matching_s += kf_m
             geometry_s += kf_g
             out.T_world_cam = self.map.keyframes[-1].T_world_cam.copy()
-            if fe.scale == "gt" and inp.step_length_m is not None and not self.stereo:
-                out.T_world_cam = self._gt_step(inp, out.T_world_cam, rescale_map=False)
+        out.T_world_cam = self._commit(out.T_world_cam)
         out.matching_ms, out.geometry_ms = matching_s * 1e3, geometry_s * 1e3
         return out
 
@@ -325,22 +349,47 @@ class MapTracker:
         if len(a) < self.fe.min_inliers:
             return False
         flow = np.linalg.norm(px[a] - self._last_px[b], axis=1)
-        return float(np.median(flow)) < self.fe.stationary_px
+        # Under forward motion distant points near the focus of expansion barely move, so the
+        # median alone is not enough: nearly all points must be still.
+        return (
+            float(np.median(flow)) < self.fe.stationary_px
+            and float(np.percentile(flow, 90)) < 2.0 * self.fe.stationary_px
+        )
 
-    def _gt_step(self, inp: TrackInput, T_world_cur: np.ndarray, rescale_map: bool) -> np.ndarray:
-        """Keep the estimated rotation and direction; take the step length from ground truth.
-        With `rescale_map`, the map is scaled about the previous camera by the same ratio
-        (damped), so map and trajectory stay consistent and the map scale does not drift."""
-        step = invert(inp.T_world_last) @ T_world_cur
-        length = float(np.linalg.norm(step[:3, 3]))
-        if length < 1e-9:
-            return T_world_cur
-        ratio = float(inp.step_length_m) / length
-        if rescale_map and np.isfinite(ratio) and 0.5 < ratio < 2.0:
-            # Short steps give noisy ratios: apply part of the correction each frame.
-            self.map.scale_about(inp.T_world_last[:3, 3].copy(), ratio**GT_SCALE_GAIN)
-        step[:3, 3] *= ratio
-        return inp.T_world_last @ step
+    def _anchor(self, T_map: np.ndarray, T_out: np.ndarray, motion=None) -> None:
+        self._T_map_last, self._T_out_last = T_map.copy(), T_out.copy()
+        if motion is not None:
+            self._T_map_velocity = motion.copy()
+        self._frames_since_track = 0
+        self._gt_since_track = 0.0
+
+    def _map_prediction(self, inp: TrackInput) -> np.ndarray:
+        """Constant-velocity prediction in the map frame (equals VisualOdometry's prediction
+        unless the output chain is ground-truth scaled)."""
+        if not self._gt_chain:
+            return inp.T_world_pred
+        T = self._T_map_last
+        for _ in range(max(self._frames_since_track, 1)):
+            T = T @ self._T_map_velocity
+        return T
+
+    @property
+    def _gt_chain(self) -> bool:
+        return self.fe.scale == "gt" and not self.stereo
+
+    def _commit(self, T_map_cur: np.ndarray) -> np.ndarray:
+        """Record a tracked map-frame pose and return the output pose. Scale "gt": the rotation
+        and direction of the map-frame step are kept, its length is the ground-truth length."""
+        step = invert(self._T_map_last) @ T_map_cur
+        T_out = T_map_cur
+        if self._gt_chain:
+            length = float(np.linalg.norm(step[:3, 3]))
+            out_step = step.copy()
+            if length > 1e-9:
+                out_step[:3, 3] *= self._gt_since_track / length
+            T_out = self._T_out_last @ out_step
+        self._anchor(T_map_cur, T_out, step if self._frames_since_track <= 1 else None)
+        return T_out
 
     # -- keyframes -----------------------------------------------------------------------------
     def _need_keyframe(self, T_world_cur, num_tracked, points_w) -> bool:
@@ -372,11 +421,14 @@ class MapTracker:
         kf = self._make_keyframe(inp, T_world_cur)
         kf.point_ids[in_kidx] = ids
         kf.num_tracked = len(ids)
-        prev = self.map.keyframes[-1]
         if self.stereo:
             self._add_stereo_points(kf, inp.index)
         t1 = time.perf_counter()
-        self._triangulate_with(prev, kf, inp.index)
+        # Stereo keyframes bring their own metric points; monocular ones triangulate against
+        # recent keyframes, oldest (widest baseline, best-conditioned depth) first.
+        num_tri = STEREO_TRIANGULATION_KEYFRAMES if self.stereo else TRIANGULATION_KEYFRAMES
+        for older in self.map.keyframes[-num_tri:] if num_tri else []:
+            self._triangulate_with(older, kf, inp.index)
         self.map.add_keyframe(kf)
         if self.fe.local_ba:
             self._local_ba()
@@ -402,8 +454,11 @@ class MapTracker:
             return 0
         left_px = kf.keypoints_px[sm.index_a]
         right_px = right.keypoints_px[sm.index_b].astype(np.float64)
+        # Depth from a few pixels of disparity is too uncertain to anchor the map: like
+        # ORB-SLAM, only "close" points (within STEREO_MAX_DEPTH_BASELINES baselines) are used.
+        max_depth = min(self.fe.max_depth_m, STEREO_MAX_DEPTH_BASELINES * self.baseline_m)
         pts_cam, valid = triangulate_stereo(
-            self.K, self.baseline_m, left_px, right_px, max_depth_m=self.fe.max_depth_m
+            self.K, self.baseline_m, left_px, right_px, max_depth_m=max_depth
         )
         kf.right_x_px[sm.index_a[valid]] = right_px[valid, 0]
         new = valid & (kf.point_ids[sm.index_a] < 0)
@@ -422,7 +477,7 @@ class MapTracker:
         if len(free_prev) < 8 or len(free_cur) < 8:
             return 0
         m = match_descriptors(
-            prev.descriptors[free_prev], kf.descriptors[free_cur], self.cfg.matching
+            prev.descriptors[free_prev], kf.descriptors[free_cur], self._triangulation_matching
         )
         if len(m) < 8:
             return 0
@@ -434,7 +489,7 @@ class MapTracker:
             prev.keypoints_px[ia],
             kf.keypoints_px[ib],
             max_reproj_px=self.fe.pnp_threshold_px,
-            min_parallax_deg=0.5 * self.fe.min_parallax_deg,
+            min_parallax_deg=TRIANGULATION_PARALLAX_FACTOR * self.fe.min_parallax_deg,
             max_depth=self.fe.max_depth_m if self._metric else np.inf,
         )
         good = tri.valid

@@ -86,7 +86,7 @@ def _robust_cost(r: np.ndarray, depth: np.ndarray, huber: float):
     """Huber cost of each observation's error norm, and the IRLS weights."""
     e = np.linalg.norm(r, axis=1)
     cost = np.where(e <= huber, 0.5 * e**2, huber * (e - 0.5 * huber))
-    cost = np.where(depth > 0, cost, 0.5 * huber**2 * 10)
+    cost = np.where(depth > 0, cost, 1e3 * huber**2)
     w = np.where(e <= huber, 1.0, huber / np.maximum(e, 1e-12))
     return float(cost.sum()), w
 
@@ -170,6 +170,15 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
                 rhs = -g_l
             dx_l = np.einsum("pij,pj->pi", Vinv, rhs)
             new_poses, new_points = _apply(poses, points, dx_c, dx_l.ravel(), free_idx)
+            # A point step that crosses behind an observing camera is not a valid solution:
+            # keep those points where they were (their blocks are nearly singular along depth).
+            pc_z = (
+                np.einsum("oj,oj->o", new_poses[prob.obs_cam, 2, :3], new_points[prob.obs_pt])
+                + new_poses[prob.obs_cam, 2, 3]
+            )
+            behind = np.unique(prob.obs_pt[pc_z <= 1e-3])
+            if len(behind):
+                new_points[behind] = points[behind]
             if not (np.all(np.isfinite(new_poses)) and np.all(np.isfinite(new_points))):
                 lam *= 10
                 continue

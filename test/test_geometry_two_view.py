@@ -1,0 +1,247 @@
+"""Two-view and multi-view geometry against known answers: essential matrix, homography
+degeneracy, triangulation, PnP + LM, ground-plane scale, bundle adjustment, matching."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tpr_vo.config import MatchingConfig
+from tpr_vo.geometry.bundle_adjustment import BaProblem, bundle_adjust, least_squares_ba
+from tpr_vo.geometry.essential import estimate_relative_pose
+from tpr_vo.geometry.pnp import solve_pnp
+from tpr_vo.geometry.scale import fit_ground_plane, height_scale
+from tpr_vo.geometry.se3 import (
+    angle_between_deg,
+    invert,
+    make_T,
+    rotation_angle_deg,
+    so3_exp,
+    so3_log,
+)
+from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
+
+K = np.array([[700.0, 0.0, 620.0], [0.0, 700.0, 190.0], [0.0, 0.0, 1.0]])
+
+
+def _scene(rng, n=400, far_m=60.0):
+    return rng.uniform([-15, -4, 6], [15, 3, far_m], (n, 3))
+
+
+def _observe(T_cam_world, points_w, rng, noise_px):
+    uv, z = project(K, T_cam_world, points_w)
+    return uv + rng.normal(0, noise_px, uv.shape), z
+
+
+def test_so3_exp_log_roundtrip():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        axis = rng.normal(size=3)
+        w = axis / np.linalg.norm(axis) * rng.uniform(0, 3.0)  # angles below pi
+        assert np.allclose(so3_log(so3_exp(w)), w, atol=1e-9)
+    R = so3_exp([0, np.radians(30), 0])
+    assert rotation_angle_deg(R) == pytest.approx(30.0, abs=1e-9)
+    T = make_T(R, [1, 2, 3])
+    assert np.allclose(invert(T) @ T, np.eye(4))
+
+
+def test_essential_recovers_rotation_and_direction_with_outliers():
+    rng = np.random.default_rng(1)
+    cv2.setRNGSeed(0)
+    points = _scene(rng, far_m=25.0)  # depth 6-25 m for a 1 m baseline
+    R_true = so3_exp([0.01, np.radians(2.0), -0.005])
+    t_true = np.array([0.1, -0.02, -1.0])
+    T_1_0 = make_T(R_true, t_true)
+    p0, _ = _observe(np.eye(4), points, rng, 0.5)
+    p1, _ = _observe(T_1_0, points, rng, 0.5)
+    p1[:80] = rng.uniform([0, 0], [1240, 380], (80, 2))  # 20 % outliers
+    rel = estimate_relative_pose(p0, p1, K, threshold_px=1.0)
+    assert rel is not None
+    # Plain 5-point RANSAC without refinement, 0.5 px noise: a few tenths of a degree.
+    assert rotation_angle_deg(rel.R_1_0.T @ R_true) < 0.4
+    assert angle_between_deg(rel.t_1_0, t_true) < 6.0
+    assert np.linalg.norm(rel.t_1_0) == pytest.approx(1.0)
+    assert rel.inliers[:80].sum() < 5  # outliers rejected
+    assert rel.inliers[80:].mean() > 0.8
+    assert rel.homography_ratio < 0.9  # a 3D scene with translation is not a homography
+
+
+def test_homography_flags_pure_rotation_as_degenerate():
+    rng = np.random.default_rng(2)
+    points = _scene(rng)
+    T_1_0 = make_T(so3_exp([0.0, np.radians(3.0), 0.0]), [0.0, 0.0, 0.0])
+    p0, _ = _observe(np.eye(4), points, rng, 0.3)
+    p1, _ = _observe(T_1_0, points, rng, 0.3)
+    rel = estimate_relative_pose(p0, p1, K, threshold_px=1.0)
+    # Either no pose survives cheirality, or the homography explains (nearly) everything.
+    assert rel is None or rel.num_inliers < 10 or rel.homography_ratio > 0.95
+
+
+def test_too_few_points_gives_none():
+    assert estimate_relative_pose(np.zeros((5, 2)), np.zeros((5, 2)), K) is None
+
+
+def test_triangulation_metric_accuracy_and_cheirality():
+    rng = np.random.default_rng(3)
+    points = _scene(rng, 200)
+    T0 = np.eye(4)
+    T1 = invert(make_T(so3_exp([0, 0.02, 0]), [0.5, 0, 2.0]))  # T_cam1_world
+    p0, _ = _observe(T0, points, rng, 0.0)
+    p1, _ = _observe(T1, points, rng, 0.0)
+    tri = triangulate(K, T0, T1, p0, p1, min_parallax_deg=0.0)
+    assert tri.valid.all()
+    assert np.abs(tri.points_w - points).max() < 1e-6
+    # A point behind both cameras is rejected.
+    behind = np.array([[0.0, 0.0, -10.0]])
+    q0, _ = project(K, T0, behind)
+    q1, _ = project(K, T1, behind)
+    assert not triangulate(K, T0, T1, q0, q1, min_parallax_deg=0.0).valid[0]
+
+
+def test_stereo_triangulation_depth():
+    baseline = 0.54
+    pts = np.array([[1.0, -0.5, 10.0], [-3.0, 1.0, 25.0]])
+    left = pts[:, :2] / pts[:, 2:] * 700.0 + [620.0, 190.0]
+    right = left - np.stack([700.0 * baseline / pts[:, 2], np.zeros(2)], 1)
+    xyz, valid = triangulate_stereo(K, baseline, left, right)
+    assert valid.all()
+    assert np.allclose(xyz, pts, atol=1e-9)
+
+
+def test_pnp_with_lm_refinement_and_covariance():
+    rng = np.random.default_rng(4)
+    points = _scene(rng, 300)
+    T_cw = invert(make_T(so3_exp([0.02, -0.05, 0.01]), [0.8, -0.1, 3.0]))
+    errors = {}
+    for noise in (0.3, 1.2):
+        px, _ = _observe(T_cw, points, rng, noise)
+        px[:30] = rng.uniform([0, 0], [1240, 380], (30, 2))
+        res = solve_pnp(points, px, K, threshold_px=3.0 * noise + 0.5, min_inliers=20)
+        assert res is not None
+        rot_err = rotation_angle_deg(res.T_cam_world[:3, :3].T @ T_cw[:3, :3])
+        pos_err = np.linalg.norm(invert(res.T_cam_world)[:3, 3] - invert(T_cw)[:3, 3])
+        assert rot_err < 0.05 * (1 + noise)
+        assert pos_err < 0.02 * (1 + noise)
+        assert res.inliers[:30].sum() <= 2
+        cov = res.covariance_6x6
+        assert np.all(np.linalg.eigvalsh(cov) > 0)
+        errors[noise] = np.trace(cov[:3, :3])
+    # Four times the pixel noise: roughly sixteen times the variance.
+    assert 5.0 < errors[1.2] / errors[0.3] < 50.0
+
+
+def test_ground_plane_height_scale():
+    rng = np.random.default_rng(5)
+    ground = np.stack([rng.uniform(-6, 6, 300), np.full(300, 1.65), rng.uniform(4, 40, 300)], 1)
+    ground[:, 1] += rng.normal(0, 0.02, 300)
+    clutter = rng.uniform([-10, -5, 5], [10, 1.0, 50], (200, 3))
+    unit = 0.37  # the scene as a monocular map would have it, in arbitrary units
+    pts = np.concatenate([ground, clutter]) * unit
+    plane = fit_ground_plane(pts, np.random.default_rng(0))
+    assert plane is not None
+    assert plane.distance == pytest.approx(1.65 * unit, rel=0.02)
+    s = height_scale(pts, 1.65, np.random.default_rng(0))
+    assert s == pytest.approx(1.0 / unit, rel=0.02)
+    # Nothing below the camera: no plane, no scale.
+    assert height_scale(clutter * [1, -1, 1] - [0, 2, 0], 1.65, np.random.default_rng(0)) is None
+
+
+def _ba_problem(rng, with_stereo=False):
+    pts = rng.uniform([-10, -3, 8], [10, 3, 40], (300, 3))
+    poses = np.stack(
+        [invert(make_T(so3_exp([0, 0.02 * i, 0]), [0, 0, 1.0 * i])) for i in range(5)]
+    )
+    obs_c, obs_p, px, rx = [], [], [], []
+    for c in range(5):
+        uv, z = project(K, poses[c], pts)
+        obs_c.append(np.full(len(pts), c))
+        obs_p.append(np.arange(len(pts)))
+        px.append(uv + rng.normal(0, 0.5, uv.shape))
+        rx.append(uv[:, 0] - 700.0 * 0.54 / z if with_stereo else np.full(len(pts), np.nan))
+    px = np.concatenate(px)
+    px[:20] += 25.0  # gross outliers
+    noisy = poses.copy()
+    for c in range(1 if with_stereo else 2, 5):
+        noisy[c] = make_T(so3_exp(rng.normal(0, 0.01, 3)), rng.normal(0, 0.1, 3)) @ noisy[c]
+    fixed = np.zeros(5, bool)
+    fixed[: 1 if with_stereo else 2] = True
+    prob = BaProblem(
+        noisy,
+        fixed,
+        pts + rng.normal(0, 0.2, pts.shape),
+        np.concatenate(obs_c),
+        np.concatenate(obs_p),
+        px,
+        np.concatenate(rx),
+        K,
+        baseline=0.54 if with_stereo else 0.0,
+    )
+    return prob, poses
+
+
+@pytest.mark.parametrize("with_stereo", [False, True])
+def test_local_bundle_adjustment_recovers_poses(with_stereo):
+    prob, truth = _ba_problem(np.random.default_rng(6), with_stereo)
+    before = max(
+        np.linalg.norm(invert(prob.poses_cw[c])[:3, 3] - invert(truth[c])[:3, 3]) for c in range(5)
+    )
+    res = bundle_adjust(prob, huber_px=2.0)
+    after = max(
+        np.linalg.norm(invert(res.poses_cw[c])[:3, 3] - invert(truth[c])[:3, 3]) for c in range(5)
+    )
+    assert before > 0.05
+    assert after < 0.01  # metres
+    assert res.final_rms_px < res.initial_rms_px
+    assert not res.inlier_obs[:20].any()  # the shifted observations are flagged
+    assert np.allclose(res.poses_cw[prob.fixed], prob.poses_cw[prob.fixed])
+
+
+def test_least_squares_reference_reduces_cost():
+    prob, _ = _ba_problem(np.random.default_rng(7))
+    ref = least_squares_ba(prob, huber_px=2.0, max_nfev=30)
+    ours = bundle_adjust(prob, huber_px=2.0)
+    assert ref.final_rms_px < ref.initial_rms_px
+    # The Schur-complement LM reaches a fit at least as good as scipy's TRF in 30 evaluations.
+    assert ours.final_rms_px <= ref.final_rms_px * 1.01
+
+
+def test_hamming_matching_mutual_and_ratio():
+    from tpr_vo.matching import distance_matrix, match_descriptors, match_guided, match_stereo
+
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 256, (200, 32), dtype=np.uint8)
+    ref = np.unpackbits(a[:, None, :] ^ a[None, :50, :], axis=2).sum(2)
+    assert np.array_equal(distance_matrix(a, a[:50]), ref)
+    b = a.copy()
+    flip = rng.integers(0, 32, (200, 3))
+    for i, cols in enumerate(flip):
+        b[i, cols] ^= 1  # a few bit flips: still the nearest neighbour
+    perm = rng.permutation(200)
+    m = match_descriptors(a, b[perm], MatchingConfig())
+    assert len(m) == 200
+    assert np.array_equal(perm[m.index_b], m.index_a)
+    # Guided: only candidates within the radius are considered.
+    pts = rng.uniform(0, 500, (200, 2))
+    g = match_guided(a, pts, b, pts + 100.0, 30.0, MatchingConfig())
+    assert len(g) == 0
+    g = match_guided(a, pts, b, pts + 5.0, 30.0, MatchingConfig())
+    assert len(g) > 190 and np.array_equal(g.index_a, g.index_b)
+    # Stereo: same row, positive disparity.
+    right = pts - [20.0, 0.0]
+    s = match_stereo(a, pts, b, right, MatchingConfig())
+    assert len(s) > 190 and np.array_equal(s.index_a, s.index_b)
+    assert len(match_stereo(a, pts, b, pts + [20.0, 0.0], MatchingConfig())) == 0
+
+
+def test_float_matching_cosine():
+    from tpr_vo.matching import match_descriptors
+
+    rng = np.random.default_rng(9)
+    d = rng.normal(size=(100, 64)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    noisy = d + 0.05 * rng.normal(size=d.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    m = match_descriptors(d, noisy[::-1], MatchingConfig())
+    assert len(m) == 100
+    assert np.array_equal(99 - m.index_b, m.index_a)
