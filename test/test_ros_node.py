@@ -156,6 +156,47 @@ def test_bad_messages_are_logged_skipped_and_the_next_frame_is_processed(kitti06
         assert text in err, f"not logged: {text!r}"
 
 
+def test_stereo_pairs_by_exact_stamp_and_needs_the_right_camera_info(kitti06):
+    from tpr_vo.ros.conversions import (
+        intrinsics_to_camera_info,
+        numpy_to_image_msg,
+        seconds_to_stamp,
+    )
+
+    frames = KittiFrames(kitti06, 2)
+    intr = frames.intrinsics
+    stereo = {**ORB, "frontend.mode": "stereo"}
+    with ros_session() as (context, executor):
+        node = VoNode(context=context, parameter_overrides=params(**stereo))
+        probe = Probe(context, stereo=True)
+        executor.add_node(node)
+        executor.add_node(probe)
+        probe.wait_connected()
+
+        def send(t, right_t=None, right_info=True, right_image=None):
+            stamp, right_stamp = seconds_to_stamp(t), seconds_to_stamp(right_t or t)
+            right_image = frames.images[1] if right_image is None else right_image
+            probe.info_pub.publish(intrinsics_to_camera_info(intr, stamp, "l"))
+            if right_info:
+                info = intrinsics_to_camera_info(intr, right_stamp, "r", right=True)
+                probe.right_info_pub.publish(info)
+            probe.right_image_pub.publish(numpy_to_image_msg(right_image, right_stamp, "r"))
+            probe.image_pub.publish(numpy_to_image_msg(frames.images[0], stamp, "l"))
+
+        send(1.0, right_info=False)  # no right camera_info yet: no baseline
+        wait_for(lambda: node.skipped.get("no_baseline") == 1, 5.0, "the no-baseline skip")
+        send(1.1, right_image=np.ascontiguousarray(frames.images[1][:, :600]))
+        wait_for(lambda: node.skipped.get("size_mismatch") == 1, 5.0, "the size skip")
+        send(1.2, right_t=1.2000001)  # 100 ns apart: never paired
+        send(1.3)
+        probe.wait_odometry(1)
+        time.sleep(0.2)
+        assert node.counts["processed"] == 1 and len(probe.odometry) == 1
+        assert probe.odometry_stamps() == [pytest.approx(1.3)]
+        assert node._intrinsics.baseline_m == pytest.approx(intr.baseline_m)
+        assert node._sync.unmatched == 2  # the unpaired left and right of t=1.2
+
+
 def test_intrinsics_from_config_without_camera_info(kitti06):
     frames = KittiFrames(kitti06, 2)
     intr = frames.intrinsics
