@@ -41,7 +41,7 @@ def play(kitti06, mode: str, frames: int):
             parameter_overrides=params(
                 sequence=str(kitti06),
                 mode=mode,
-                rate=0.0,  # lock-step: the next frame after the previous frame's odometry
+                rate=0,  # an int as `-p rate:=0` gives; lock-step: next frame after odometry
                 max_frames=frames,
                 stamp_from_now=False,
             ),
@@ -144,6 +144,10 @@ def test_player_rejects_bad_parameters(kitti06, tmp_path):
         with pytest.raises(ConfigError, match="'mode' must be mono or stereo"):
             KittiPlayer(
                 context=context, parameter_overrides=params(sequence=str(kitti06), mode="x")
+            )
+        with pytest.raises(ConfigError, match="'loop' expects a bool, got 'yes'"):
+            KittiPlayer(
+                context=context, parameter_overrides=params(sequence=str(kitti06), loop="yes")
             )
         with pytest.raises(ConfigError, match="no frames"):
             KittiPlayer(

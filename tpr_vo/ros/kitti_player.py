@@ -22,6 +22,7 @@ from pathlib import Path
 
 import rclpy
 from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -41,26 +42,44 @@ RESET_TIMEOUT_S = 2.0
 PROGRESS_EVERY = 50
 
 
+PARAMETERS = (
+    ("sequence", ""),
+    ("mode", "mono"),
+    ("rate", 1.0),
+    ("loop", False),
+    ("start_frame", 0),
+    ("max_frames", 0),
+    ("stamp_from_now", True),
+    ("frame_id", "camera_optical_frame"),
+    ("right_frame_id", "camera_right_optical_frame"),
+    ("lockstep_retry_s", 2.0),
+    ("lockstep_timeout_s", 30.0),
+    ("wait_for_subscribers_s", 10.0),
+)
+
+
+def _coerce(name: str, value, default):
+    """The parameter as the type of its default; ConfigError naming it otherwise."""
+    if isinstance(default, bool) or isinstance(default, str):
+        if isinstance(value, type(default)):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)):
+        if not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    kind = type(default).__name__
+    raise ConfigError(f"kitti_player: parameter '{name}' expects a {kind}, got {value!r}")
+
+
 class KittiPlayer(Node):
     def __init__(self, **node_kwargs):
         super().__init__("kitti_player", **node_kwargs)
-        p = {
-            name: self.declare_parameter(name, default).value
-            for name, default in (
-                ("sequence", ""),
-                ("mode", "mono"),
-                ("rate", 1.0),
-                ("loop", False),
-                ("start_frame", 0),
-                ("max_frames", 0),
-                ("stamp_from_now", True),
-                ("frame_id", "camera_optical_frame"),
-                ("right_frame_id", "camera_right_optical_frame"),
-                ("lockstep_retry_s", 2.0),
-                ("lockstep_timeout_s", 30.0),
-                ("wait_for_subscribers_s", 10.0),
-            )
-        }
+        p = {}
+        dynamic = ParameterDescriptor(dynamic_typing=True)  # `-p rate:=0` is fine for a float
+        for name, default in PARAMETERS:
+            value = self.declare_parameter(name, default, dynamic).value
+            p[name] = _coerce(name, value, default)
         if not p["sequence"]:
             raise ConfigError("kitti_player: parameter 'sequence' (a KITTI folder) is required")
         if p["mode"] not in ("mono", "stereo"):
