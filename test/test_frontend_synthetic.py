@@ -12,14 +12,14 @@ from tpr_vo.config import VoConfig, replace
 from tpr_vo.frontend import VisualOdometry
 from tpr_vo.geometry.se3 import rotation_angle_deg
 
-NUM_FRAMES = 40
+NUM_FRAMES = 30
 
 
 def _run(
     mode="mono", scale="none", kind="map", poses=None, black=(), noise_px=0.3, seed=0, **overrides
 ):
     poses = drive_poses(NUM_FRAMES) if poses is None else poses
-    backend = SceneBackend(road_scene(), poses, noise_px=noise_px, outlier_ratio=0.1)
+    backend = SceneBackend(road_scene(1800), poses, noise_px=noise_px, outlier_ratio=0.1)
     cfg = replace(
         VoConfig(),
         **{"frontend.mode": mode, "frontend.scale": scale, "frontend.kind": kind, "seed": seed},
@@ -54,7 +54,7 @@ def _sim3_ate(est, gt):
 def test_stereo_map_is_metric_to_centimetres():
     results, est, gt = _run(mode="stereo")
     assert all(r.tracked for r in results)
-    assert _pos_err(est, gt).max() < 0.05  # metres, over 39 m, no ground truth used
+    assert _pos_err(est, gt).max() < 0.05  # metres, over 29 m, no ground truth used
     rot = [rotation_angle_deg(e[:3, :3].T @ g[:3, :3]) for e, g in zip(est, gt)]
     assert max(rot) < 0.1
 
@@ -64,7 +64,7 @@ def test_mono_gt_scale_map_and_f2f():
         results, est, gt = _run(scale="gt", kind=kind)
         assert sum(r.tracked for r in results) >= NUM_FRAMES - 1
         err = _pos_err(est, gt)
-        assert err.max() < 0.5, (kind, err.max())  # 39 m driven
+        assert err.max() < 0.5, (kind, err.max())  # 29 m driven
         rot = rotation_angle_deg(est[-1, :3, :3].T @ gt[-1, :3, :3])
         assert rot < 0.5, (kind, rot)
 
@@ -83,25 +83,25 @@ def test_mono_scale_free_matches_up_to_similarity():
 
 
 def test_black_frames_keep_poses_finite_and_recover():
-    black = set(range(18, 23))
+    black = set(range(12, 17))
     results, est, gt = _run(mode="mono", scale="gt", black=black)
     assert len(results) == NUM_FRAMES
     assert all(np.all(np.isfinite(r.T_world_cam)) for r in results)
     assert all(np.all(np.isfinite(r.covariance_6x6)) for r in results)
-    assert [r.tracked for r in results[18:23]] == [False] * 5
-    assert all(r.state == "lost" for r in results[18:23])
+    assert [r.tracked for r in results[12:17]] == [False] * 5
+    assert all(r.state == "lost" for r in results[12:17])
     # The constant-velocity prediction bridges the gap: no jump at the black frames.
     steps = np.linalg.norm(np.diff(est[:, :3, 3], axis=0), axis=1)
     assert steps.max() < 2.5
     # Tracking comes back (re-initialised) and the trajectory continues near ground truth.
-    assert sum(r.tracked for r in results[23:]) >= len(results[23:]) - 3
-    assert any(r.state == "reinitialized" for r in results[23:])
+    assert sum(r.tracked for r in results[17:]) >= len(results[17:]) - 3
+    assert any(r.state == "reinitialized" for r in results[17:])
     assert _pos_err(est, gt)[-1] < 1.0
 
 
 @pytest.mark.parametrize("mode", ["mono", "stereo"])
 def test_stationary_camera_does_not_drift(mode):
-    poses = np.repeat(np.eye(4)[None], 30, axis=0)
+    poses = np.repeat(np.eye(4)[None], 15, axis=0)
     scale = "none"
     results, est, _ = _run(mode=mode, scale=scale, poses=poses)
     drift = np.linalg.norm(est[:, :3, 3], axis=1).max()
@@ -111,8 +111,9 @@ def test_stationary_camera_does_not_drift(mode):
 
 
 def test_same_seed_reproduces_and_pose_contract():
-    a, est_a, _ = _run(scale="gt", seed=3)
-    _, est_b, _ = _run(scale="gt", seed=3)
+    short = drive_poses(12)
+    a, est_a, _ = _run(scale="gt", seed=3, poses=short)
+    _, est_b, _ = _run(scale="gt", seed=3, poses=short)
     assert np.array_equal(est_a, est_b)
     assert np.array_equal(est_a[0], np.eye(4))
     for r in a:
