@@ -1,6 +1,6 @@
-"""The frontend on real KITTI 06 frames (ORB, first 25 frames, ~30 m): stereo is metric without
-ground truth, mono with ground-truth step lengths follows the road, and the frame-to-frame
-baseline stays available. ATE after SE(3) Umeyama alignment (tpr_vo.eval)."""
+"""The frontend on real KITTI 06 frames (first 25 frames, ~30 m): stereo (ORB) is metric without
+ground truth, mono with ground-truth step lengths follows the road (f2f with ORB, the local map
+with SIFT). ATE after SE(3) Umeyama alignment (tpr_vo.eval)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,17 @@ def test_stereo_is_metric_without_ground_truth(kitti_frames):
     assert all(np.isfinite(r.covariance_6x6).all() for r in results)
 
 
-def test_mono_gt_scale_f2f_and_map(kitti_frames):
+def test_mono_gt_scale_f2f_orb(kitti_frames):
     f2f, _ = _run(kitti_frames, **{"frontend.kind": "f2f", "frontend.scale": "gt"})
     assert f2f.tracked_frames == NUM_FRAMES
     assert f2f.ate_rmse_m < 0.15
-    mapped, _ = _run(kitti_frames, **{"frontend.kind": "map", "frontend.scale": "gt"})
-    assert mapped.tracked_frames >= NUM_FRAMES - 2
-    assert mapped.ate_rmse_m < 0.5
+
+
+def test_mono_gt_scale_map_sift(kitti_frames):
+    # With ORB the monocular map drifts on these frames (see the issue-4 note: ORB keypoints
+    # from coarse pyramid levels); SIFT's sub-pixel keypoints keep it within centimetres.
+    mapped, _ = _run(
+        kitti_frames, **{"frontend.kind": "map", "frontend.scale": "gt", "features.kind": "sift"}
+    )
+    assert mapped.tracked_frames >= NUM_FRAMES - 1
+    assert mapped.ate_rmse_m < 0.15
