@@ -577,7 +577,9 @@ class MapTracker:
         if plane is None:
             return
         ratio = self.fe.camera_height_m / plane.distance
-        if not (np.isfinite(ratio) and 0.5 < ratio < 2.0):
+        if not np.isfinite(ratio):
             return
-        factor = ratio**HEIGHT_SCALE_GAIN
+        # Clamp rather than reject: a map that starts far off (no plane at initialisation)
+        # still converges in a few keyframes, while one bad fit moves the scale by <= 41 %.
+        factor = float(np.clip(ratio, 0.5, 2.0)) ** HEIGHT_SCALE_GAIN
         self.map.scale_about(kf.T_world_cam[:3, 3].copy(), factor)
