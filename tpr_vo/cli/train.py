@@ -6,9 +6,10 @@ import argparse
 import dataclasses
 
 EPILOG = """examples:
-  # the shipped default (see models/MODEL_CARD.md for the exact command and budget)
-  tpr-vo train --out runs/default --steps 5000 --skimage --synthetic 300 \\
-      --warm-start-steps 300 --infonce 0.5 --eval-set ../shared/data/homography/v_graf
+  # the shipped default's final flags (its staged history is in models/MODEL_CARD.md)
+  tpr-vo train --out runs/default --steps 3500 --skimage --synthetic 300 \\
+      --warm-start-steps 300 --infonce 0.5 --peaky-weight 0 --keypoint-distill 0.5 \\
+      --eval-set ../shared/data/homography/v_graf --eval-every 500
   # pure TPR, hard labels, no curriculum (ablations)
   tpr-vo train --out runs/hard --steps 400 --labels hard --no-curriculum
   # continue a run in chunks (optimizer, EMA target, step, RNG restored)
