@@ -15,7 +15,10 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
-        ("share/" + PACKAGE + "/models", [f for f in glob("models/*") if not f.endswith(".engine")]),
+        (
+            "share/" + PACKAGE + "/models",
+            [f for f in glob("models/*") if not f.endswith(".engine")],
+        ),
     ],
     package_data={PACKAGE: ["py.typed"]},
     python_requires=">=3.10",
