@@ -14,6 +14,18 @@ def data_root() -> Path:
     return Path(os.environ.get("TPR_VO_DATA", ROOT.parent / "shared" / "data"))
 
 
+def has_tensorrt_gpu() -> bool:
+    """tensorrt and cuda-python import and a CUDA GPU answers (the `gpu`-marked tests' gate)."""
+    try:
+        from tpr_vo.features.tensorrt_backend import cuda_gpu_name, import_tensorrt
+
+        import_tensorrt()
+        cuda_gpu_name()
+        return True
+    except Exception:
+        return False
+
+
 def require_data(relative: str) -> Path:
     """Path under the real-data folder; skip when absent on a user's machine, fail in CI."""
     path = data_root() / relative

@@ -8,21 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import has_tensorrt_gpu
 
 from tpr_vo.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _has_tensorrt_gpu() -> bool:
-    try:
-        from tpr_vo.features.tensorrt_backend import cuda_gpu_name, import_tensorrt
-
-        import_tensorrt()
-        cuda_gpu_name()
-        return True
-    except Exception:
-        return False
 
 
 def run_vo(config, sequence, backend) -> np.ndarray:
@@ -39,7 +29,7 @@ def run_vo(config, sequence, backend) -> np.ndarray:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_tensorrt_gpu(), reason="needs tensorrt, cuda-python and a CUDA GPU")
+@pytest.mark.skipif(not has_tensorrt_gpu(), reason="needs tensorrt, cuda-python and a CUDA GPU")
 def test_fp16_vo_on_kitti06_within_5_percent_of_onnxruntime(kitti06, tmp_path):
     from tpr_vo.datasets import open_sequence
     from tpr_vo.eval import compute_metrics

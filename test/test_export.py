@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import has_tensorrt_gpu
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -145,19 +146,8 @@ def test_engine_cache_key_changes_with_each_component(tmp_path):
     assert len(names) == len(variants) and key.name not in names
 
 
-def _has_tensorrt_gpu() -> bool:
-    try:
-        from tpr_vo.features.tensorrt_backend import cuda_gpu_name, import_tensorrt
-
-        import_tensorrt()
-        cuda_gpu_name()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_tensorrt_gpu(), reason="needs tensorrt, cuda-python and a CUDA GPU")
+@pytest.mark.skipif(not has_tensorrt_gpu(), reason="needs tensorrt, cuda-python and a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_tensorrt_matches_onnxruntime(kitti06, tmp_path, precision):
     import cv2

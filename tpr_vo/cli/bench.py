@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tpr_vo.cli.common import command_parser
+
 HELP = "speed of each stage and backend, with the ORB baseline in the same run"
 EPILOG = """examples:
   tpr-vo bench                                  # synthetic sequence, 1241x376, all backends
@@ -35,13 +37,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "bench",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "bench", HELP, EPILOG)
     p.add_argument("--backend", choices=sorted(CHOICES), default="auto", help="TPR backend(s)")
     p.add_argument("--size", type=parse_size, help="WIDTHxHEIGHT (default: the frames' size)")
     p.add_argument("--seq", help="sequence folder (default: the synthetic sequence, 1241x376)")

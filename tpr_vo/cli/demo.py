@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tpr_vo.cli.common import command_parser
 from tpr_vo.cli.run import add_common_options, config_from_args, format_summary
 
 HELP = "render the built-in synthetic driving sequence, run VO on it, evaluate and plot"
@@ -14,13 +15,7 @@ EPILOG = """examples:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "demo",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "demo", HELP, EPILOG)
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--frames", type=int, default=200, help="frames to render (default: 200)")
     p.add_argument("--render-seed", type=int, default=0, help="seed of the synthetic scene")

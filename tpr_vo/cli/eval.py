@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from tpr_vo.cli.common import command_parser
+
 HELP = "evaluate estimated poses against ground truth (ATE, RPE, KITTI t_rel/r_rel)"
 EPILOG = """examples:
   tpr-vo eval --gt ../shared/data/kitti/gt_full/poses/07.txt --est out/07/poses.txt
@@ -19,13 +21,7 @@ column per sequence plus the average (t_rel/r_rel pooled over all segments)."""
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "eval",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "eval", HELP, EPILOG)
     p.add_argument("--gt", help="ground-truth KITTI pose file")
     p.add_argument("--est", help="estimated KITTI pose file (one line per ground-truth line)")
     p.add_argument("--gt-dir", help="folder of ground-truth NN.txt files (or its poses/ folder)")

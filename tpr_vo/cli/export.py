@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tpr_vo.cli.common import command_parser
+
 HELP = "export a TPR checkpoint to ONNX (and a TensorRT engine), with a parity report"
 EPILOG = """examples:
   tpr-vo export models/tpr_default.pt                       # -> models/tpr_default.onnx
@@ -20,13 +22,7 @@ descriptor cosine); with --engine the engine goes to the cache folder
 def add_parser(sub) -> None:
     from tpr_vo.cli.bench import parse_size
 
-    p = sub.add_parser(
-        "export",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "export", HELP, EPILOG)
     p.add_argument("checkpoint", help="torch checkpoint (.pt) written by tpr-vo train")
     p.add_argument("--out", help="ONNX file (default: the checkpoint path with .onnx)")
     p.add_argument("--size", type=parse_size, help="fixed WIDTHxHEIGHT (default: dynamic)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tpr_vo.cli.common import command_parser
+
 HELP = "mean matching accuracy (MMA@1..10) on HPatches-layout folders"
 EPILOG = """examples:
   tpr-vo mma ../shared/data/homography/v_graf --features sift
@@ -16,13 +18,7 @@ ground-truth homography, averaged over the pairs (1, k)."""
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "mma",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "mma", HELP, EPILOG)
     p.add_argument("sets", nargs="+", metavar="SET", help="HPatches-layout folder(s)")
     p.add_argument(
         "--features",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tpr_vo.cli.common import command_parser
+
 HELP = "run visual odometry on a sequence (KITTI folder, image folder, rosbag2)"
 EPILOG = """examples:
   tpr-vo run ../shared/data/kitti/dataset/sequences/06 --features orb --scale gt --out out/06
@@ -55,13 +57,7 @@ def config_from_args(args: argparse.Namespace, **forced):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "run",
-        help=HELP,
-        description=HELP,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser(sub, "run", HELP, EPILOG)
     p.add_argument("sequence", help="KITTI-layout folder, image folder, or rosbag2 folder/file")
     p.add_argument("--out", default="out/run", help="output folder (default: out/run)")
     p.add_argument("--gt", help="ground-truth KITTI pose file (overrides the sequence's)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from tpr_vo.cli.common import command_parser
+
 EPILOG = """examples:
   # the shipped default's final flags (its staged history is in models/MODEL_CARD.md)
   tpr-vo train --out runs/default --steps 3500 --skimage --synthetic 300 \\
@@ -22,14 +24,14 @@ Never point --images at the evaluation sets (v_graf, KITTI 06): they are refused
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
+    p = command_parser(
+        subparsers,
         "train",
-        help="train a TPR model (self-supervised, homography pairs)",
+        "train a TPR model (self-supervised, homography pairs)",
+        EPILOG,
         description="Self-supervised TPR training: online encoder/projector/predictor vs an "
         "EMA target, transformation-prediction loss at corresponding locations weighted by "
         "detection scores, soft labels with a curriculum.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = _defaults()
     p.add_argument("--out", default=d.out_dir, help="run folder (checkpoints, logs, plots)")
