@@ -90,15 +90,20 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(rows) -> str:
     """Markdown table: one row per (label, config, RunResult)."""
-    head = "| features | mode | scale | frames | tracked | ATE (m) | align | RPE rot (deg) | FPS |"
-    lines = [head, "|" + "---|" * 9]
+    head = (
+        "| features | mode | scale | frames | tracked | ATE (m) | align | RPE rot (deg) "
+        "| t_rel (%) | r_rel (deg/100m) | FPS |"
+    )
+    lines = [head, "|" + "---|" * 11]
     for label, config, result in rows:
         m = result.metrics or {}
         lines.append(
             f"| {label} | {config.frontend.mode} | "
             f"{'stereo' if config.frontend.mode == 'stereo' else config.frontend.scale} | "
             f"{len(result.tracked)} | {int(result.tracked.sum())} | {_fmt(m.get('ate_rmse_m'))} | "
-            f"{m.get('ate_align', '-')} | {_fmt(m.get('rpe_rot_deg'))} | {result.fps:.1f} |"
+            f"{m.get('ate_align', '-')} | {_fmt(m.get('rpe_rot_deg'))} | "
+            f"{_fmt(m.get('t_rel_pct'))} | {_fmt(m.get('r_rel_deg_per_100m'))} | "
+            f"{result.fps:.1f} |"
         )
     return "\n".join(lines)
 
