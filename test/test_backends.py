@@ -83,10 +83,7 @@ def test_onnxruntime_matches_torch_on_kitti06(kitti06, random_model_files):
 
 def test_shipped_model_onnx_matches_its_checkpoint(kitti06):
     pt, onnx = ROOT / "models" / "tpr_default.pt", ROOT / "models" / "tpr_default.onnx"
-    if not (pt.is_file() and onnx.is_file()):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"shipped model missing in CI: {pt} / {onnx}")
-        pytest.skip("models/tpr_default.{pt,onnx} not shipped yet")
+    assert pt.is_file() and onnx.is_file(), "the default model ships in models/"
     assert_parity(pt, onnx, kitti_frames(kitti06))
 
 
