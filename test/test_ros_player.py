@@ -129,7 +129,11 @@ def test_rate_paces_frames_by_times_txt(kitti06):
         wait_for(lambda: len(arrivals) == 3, 2.0, "three images")
     times_s = [float(t) for t in (kitti06 / "times.txt").read_text().split()[:3]]
     gaps_s = np.diff([t for t, _ in arrivals])
-    np.testing.assert_allclose(gaps_s, np.diff(times_s) / 0.25, atol=0.12)  # quarter speed
+    # Quarter speed: never faster than times.txt / rate; late only by scheduling (loaded CI cores
+    # delay callbacks, so the upper bound is loose).
+    expected_s = np.diff(times_s) / 0.25
+    assert np.all(gaps_s >= expected_s - 0.05), (gaps_s, expected_s)
+    assert gaps_s.sum() < expected_s.sum() + 1.5, (gaps_s, expected_s)
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for _, m in arrivals]
     np.testing.assert_allclose(np.diff(stamps), np.diff(times_s), atol=1e-6)  # from times.txt
     _, first = arrivals[0]

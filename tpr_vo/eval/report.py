@@ -17,7 +17,7 @@ import numpy as np
 
 from tpr_vo.errors import DataError
 from tpr_vo.eval.kitti_devkit import SegmentErrors, pool
-from tpr_vo.eval.metrics import TrajectoryMetrics, compute_metrics
+from tpr_vo.eval.metrics import TrajectoryMetrics, check_trajectories, compute_metrics
 from tpr_vo.kitti_poses import read_kitti_poses
 
 
@@ -25,14 +25,8 @@ def load_pair(
     gt_path: str | os.PathLike, est_path: str | os.PathLike
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both pose files as (N, 4, 4); DataError naming the files when their lengths differ."""
-    gt = read_kitti_poses(gt_path)
-    est = read_kitti_poses(est_path)
-    if len(gt) != len(est):
-        raise DataError(
-            f"{est_path}: {len(est)} poses, but {gt_path} has {len(gt)}; "
-            "expected one line per ground-truth pose"
-        )
-    return gt, est
+    gt, est = read_kitti_poses(gt_path), read_kitti_poses(est_path)
+    return check_trajectories(gt, est, str(gt_path), str(est_path))
 
 
 def evaluate_files(
