@@ -43,7 +43,6 @@ setup(
     maintainer_email="dev@tpr-vo.invalid",
     description="Visual odometry with TPR-trained learned local features.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "tpr-vo = tpr_vo.cli:main",
