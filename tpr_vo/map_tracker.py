@@ -227,19 +227,11 @@ class MapTracker:
         t0 = time.perf_counter()
         matching_s = geometry_s = 0.0
         T_map_pred = self._map_prediction(inp)
-        uv, z = project(self.K, invert(T_map_pred), self.map.points_w)
-        cand = np.flatnonzero(self._in_image(uv, z))
-        m = match_guided(
-            self.map.descriptors[cand],
-            uv[cand],
-            desc,
-            kp,
-            self.cfg.matching.guided_radius_px,
-            self.cfg.matching,
+        rows, kidx, _ = self._match_projected(
+            invert(T_map_pred), kp, desc, self.cfg.matching.guided_radius_px
         )
         t1 = time.perf_counter()
         matching_s += t1 - t0
-        rows, kidx = cand[m.index_a], m.index_b
         pnp = self._pnp(rows, kidx, kp, T_map_pred)
         t2 = time.perf_counter()
         geometry_s += t2 - t1
@@ -262,20 +254,12 @@ class MapTracker:
         # Second search with the estimated pose and a tight radius finds more map points.
         t4 = time.perf_counter()
         T_cw = pnp.T_cam_world
-        uv, z = project(self.K, T_cw, self.map.points_w)
-        visible = np.flatnonzero(self._in_image(uv, z))
-        m2 = match_guided(
-            self.map.descriptors[visible],
-            uv[visible],
-            desc,
-            kp,
-            max(REFINE_RADIUS_PX, 2 * fe.pnp_threshold_px),
-            self.cfg.matching,
+        rows2, kidx2, visible = self._match_projected(
+            T_cw, kp, desc, max(REFINE_RADIUS_PX, 2 * fe.pnp_threshold_px)
         )
         t5 = time.perf_counter()
         matching_s += t5 - t4
-        if len(m2) >= len(rows):
-            rows2, kidx2 = visible[m2.index_a], m2.index_b
+        if len(rows2) >= len(rows):
             refined = refine_with_inliers(
                 T_cw,
                 self.map.points_w[rows2],
@@ -333,6 +317,16 @@ class MapTracker:
         inliers = np.zeros(len(rows), bool)
         inliers[perm] = res.inliers
         return PnpResult(res.T_cam_world, inliers, res.num_inliers, res.covariance_6x6, res.rms_px)
+
+    def _match_projected(self, T_cam_map, kp, desc, radius_px: float):
+        """Match map points projected with `T_cam_map` to keypoints within `radius_px`.
+        Returns (map rows, keypoint indices) of the matches and the rows that project in view."""
+        uv, z = project(self.K, T_cam_map, self.map.points_w)
+        visible = np.flatnonzero(self._in_image(uv, z))
+        m = match_guided(
+            self.map.descriptors[visible], uv[visible], desc, kp, radius_px, self.cfg.matching
+        )
+        return visible[m.index_a], m.index_b, visible
 
     def _in_image(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
         w, h = self.size_px
