@@ -12,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from tpr_vo.config import MatchingConfig
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+GUIDED_MAX_CANDIDATES = 16  # nearest keypoints (by pixel distance) tried per predicted point
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def pair_distances(desc_a: np.ndarray, desc_b: np.ndarray, ia: np.ndarray, ib: n
     if len(ia) == 0:
         return np.zeros(0, np.float32)
     if desc_a.dtype == np.uint8:
-        return _POPCOUNT[desc_a[ia] ^ desc_b[ib]].sum(1, dtype=np.int32).astype(np.float32)
+        return np.bitwise_count(desc_a[ia] ^ desc_b[ib]).sum(1, dtype=np.int32).astype(np.float32)
     diff = desc_a[ia].astype(np.float32) - desc_b[ib].astype(np.float32)
     return np.sqrt((diff * diff).sum(1))
 
@@ -77,32 +77,31 @@ def match_pairs(ia, ib, d, na: int, nb: int, cfg: MatchingConfig, binary: bool) 
     ia = np.asarray(ia, np.int64)
     ib = np.asarray(ib, np.int64)
     d = np.asarray(d, np.float32)
-    # Best and second-best b for every a: sort by (a, d).
-    order = np.lexsort((d, ia))
+    # One stable sort by distance; the first position of each a (or b) in that order is its
+    # nearest neighbour, ties going to the earlier pair.
+    order = np.argsort(d, kind="stable")
     ia_s, ib_s, d_s = ia[order], ib[order], d[order]
-    first = np.ones(len(ia_s), bool)
-    first[1:] = ia_s[1:] != ia_s[:-1]
-    starts = np.flatnonzero(first)
-    best_a, best_b, best_d = ia_s[starts], ib_s[starts], d_s[starts]
-    second = np.full(len(starts), np.inf, np.float32)
-    has_second = np.zeros(len(starts), bool)
-    nxt = starts + 1
-    ok = nxt < len(ia_s)
-    ok[ok] &= ia_s[nxt[ok]] == best_a[ok]
-    has_second[ok] = True
-    second[has_second] = d_s[nxt[has_second]]
+    n = len(d_s)
+    pos = np.arange(n)
+    first_a = np.full(na, n)
+    np.minimum.at(first_a, ia_s, pos)
+    best_a = np.flatnonzero(first_a < n)
+    p1 = first_a[best_a]
+    best_b, best_d = ib_s[p1], d_s[p1]
+    rest = np.ones(n, bool)
+    rest[p1] = False
+    second_pos = np.full(na, n)
+    np.minimum.at(second_pos, ia_s[rest], pos[rest])
+    p2 = second_pos[best_a]
+    second = np.full(len(best_a), np.inf, np.float32)
+    second[p2 < n] = d_s[p2[p2 < n]]
     keep = best_d <= max_distance(binary, cfg)
     if cfg.ratio < 1.0:
         keep &= best_d < cfg.ratio * second
     if cfg.mutual:
-        # Best a for every b.
-        order_b = np.lexsort((d, ib))
-        ib_b, ia_b = ib[order_b], ia[order_b]
-        first_b = np.ones(len(ib_b), bool)
-        first_b[1:] = ib_b[1:] != ib_b[:-1]
-        back = np.full(nb, -1, np.int64)
-        back[ib_b[first_b]] = ia_b[first_b]
-        keep &= back[best_b] == best_a
+        first_b = np.full(nb, n)
+        np.minimum.at(first_b, ib_s, pos)
+        keep &= ia_s[first_b[best_b]] == best_a
     return Matches(best_a[keep], best_b[keep], best_d[keep].astype(np.float32))
 
 
@@ -140,19 +139,22 @@ def match_guided(
     cfg: MatchingConfig,
 ) -> Matches:
     """Match set a, with predicted pixel positions (Na, 2) in image b, to keypoints of image b
-    lying within `radius_px` of the prediction."""
+    lying within `radius_px` of the prediction (at most the GUIDED_MAX_CANDIDATES nearest)."""
     if len(desc_a) == 0 or len(desc_b) == 0:
         return Matches.empty()
+    nb = len(desc_b)
+    k = min(GUIDED_MAX_CANDIDATES, nb)
     tree_b = cKDTree(np.asarray(keypoints_b_px, np.float64))
-    tree_a = cKDTree(np.asarray(predicted_px, np.float64))
-    pairs = tree_a.query_ball_tree(tree_b, r=float(radius_px))
-    counts = np.fromiter((len(p) for p in pairs), np.int64, len(pairs))
-    if counts.sum() == 0:
+    _, nearest = tree_b.query(
+        np.asarray(predicted_px, np.float64), k=k, distance_upper_bound=float(radius_px)
+    )
+    nearest = np.asarray(nearest).reshape(len(desc_a), k)
+    ia, slot = np.nonzero(nearest < nb)  # missing neighbours are reported as index nb
+    if len(ia) == 0:
         return Matches.empty()
-    ia = np.repeat(np.arange(len(pairs)), counts)
-    ib = np.fromiter((j for p in pairs for j in p), np.int64, int(counts.sum()))
+    ib = nearest[ia, slot]
     d = pair_distances(desc_a, desc_b, ia, ib)
-    return match_pairs(ia, ib, d, len(desc_a), len(desc_b), cfg, desc_a.dtype == np.uint8)
+    return match_pairs(ia, ib, d, len(desc_a), nb, cfg, desc_a.dtype == np.uint8)
 
 
 def match_stereo(

@@ -53,7 +53,7 @@ def _linearize(poses, points, prob: BaProblem):
     """Residuals (O, m) and Jacobians w.r.t. pose (O, m, 6) and point (O, m, 3)."""
     R = poses[prob.obs_cam, :3, :3]
     t = poses[prob.obs_cam, :3, 3]
-    pc = np.einsum("oij,oj->oi", R, points[prob.obs_pt]) + t
+    pc = (R @ points[prob.obs_pt][:, :, None])[:, :, 0] + t
     z = np.maximum(pc[:, 2], 1e-6)
     fx, fy, cx, cy = prob.K[0, 0], prob.K[1, 1], prob.K[0, 2], prob.K[1, 2]
     u = fx * pc[:, 0] / z + cx
@@ -118,29 +118,18 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
     for it in range(1, max_iterations + 1):  # noqa: B007 (reported)
         Wr = r * w[:, None]
         # Point blocks V (P, 3, 3), pose blocks U (F, 6, 6), cross blocks W per observation.
+        JpT_w = Jp.transpose(0, 2, 1) * w[:, None, None]  # (O, 3, m)
         V = np.zeros((P, 3, 3))
-        np.add.at(
-            V,
-            prob.obs_pt,
-            np.einsum("oki,ok,okj->oij", Jp, np.broadcast_to(w[:, None], r.shape), Jp),
-        )
+        np.add.at(V, prob.obs_pt, JpT_w @ Jp)
         g_l = np.zeros((P, 3))
-        np.add.at(g_l, prob.obs_pt, np.einsum("oki,ok->oi", Jp, Wr))
+        np.add.at(g_l, prob.obs_pt, (JpT_w @ r[:, :, None])[:, :, 0])
         U = np.zeros((F, 6, 6))
         g_c = np.zeros((F, 6))
-        Wo = np.einsum("oki,ok,okj->oij", Jc, np.broadcast_to(w[:, None], r.shape), Jp)  # (O,6,3)
+        JcT_w = Jc.transpose(0, 2, 1) * w[:, None, None]  # (O, 6, m)
+        Wo = JcT_w @ Jp  # (O, 6, 3)
         if F:
-            np.add.at(
-                U,
-                oc[free_obs],
-                np.einsum(
-                    "oki,ok,okj->oij",
-                    Jc[free_obs],
-                    np.broadcast_to(w[free_obs, None], r[free_obs].shape),
-                    Jc[free_obs],
-                ),
-            )
-            np.add.at(g_c, oc[free_obs], np.einsum("oki,ok->oi", Jc[free_obs], Wr[free_obs]))
+            np.add.at(U, oc[free_obs], JcT_w[free_obs] @ Jc[free_obs])
+            np.add.at(g_c, oc[free_obs], (JcT_w[free_obs] @ r[free_obs, :, None])[:, :, 0])
         improved = False
         for _ in range(6):
             V_d = V + lam * (np.einsum("pii->pi", V)[:, :, None] * np.eye(3) + 1e-9 * np.eye(3))
@@ -150,25 +139,28 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
                 lam *= 10
                 continue
             if F:
-                # Reduced camera system S dx_c = b via dense per-point camera tensors.
+                # Reduced camera system S dx_c = b via dense per-point camera blocks, written
+                # as (6F, 3P) matrices so the point sum is one matrix product.
                 Wd = np.zeros((P, F, 6, 3))
                 Wd[prob.obs_pt[free_obs], oc[free_obs]] = Wo[free_obs]
-                Y = np.einsum("pcij,pjk->pcik", Wd, Vinv)  # W V^-1
-                S = np.zeros((F, 6, F, 6))
+                Y = Wd @ Vinv[:, None]  # W V^-1, (P, F, 6, 3)
+                W_mat = Wd.transpose(1, 2, 0, 3).reshape(6 * F, 3 * P)
+                Y_mat = Y.transpose(1, 2, 0, 3).reshape(6 * F, 3 * P)
+                S = -(Y_mat @ W_mat.T)
                 for a in range(F):
-                    S[a, :, a, :] = U[a] + lam * np.diag(np.diag(U[a]) + 1e-9)
-                S -= np.einsum("paik,pbjk->aibj", Y, Wd)
-                b = -g_c + np.einsum("pcik,pk->ci", Y, g_l)
+                    blk = slice(6 * a, 6 * a + 6)
+                    S[blk, blk] += U[a] + lam * np.diag(np.diag(U[a]) + 1e-9)
+                b = -g_c.ravel() + Y_mat @ g_l.ravel()
                 try:
-                    dx_c = np.linalg.solve(S.reshape(6 * F, 6 * F), b.ravel())
+                    dx_c = np.linalg.solve(S, b)
                 except np.linalg.LinAlgError:
                     lam *= 10
                     continue
-                rhs = -g_l - np.einsum("pcik,ci->pk", Wd, dx_c.reshape(F, 6))
+                rhs = -g_l - (W_mat.T @ dx_c).reshape(P, 3)
             else:
                 dx_c = np.zeros(0)
                 rhs = -g_l
-            dx_l = np.einsum("pij,pj->pi", Vinv, rhs)
+            dx_l = (Vinv @ rhs[:, :, None])[:, :, 0]
             new_poses, new_points = _apply(poses, points, dx_c, dx_l.ravel(), free_idx)
             # A point step that crosses behind an observing camera is not a valid solution:
             # keep those points where they were (their blocks are nearly singular along depth).
