@@ -52,9 +52,21 @@ def test_mono_gt_scale_f2f_orb(kitti_frames):
     assert f2f.ate_rmse_m < 0.15
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mono_gt_scale_map_orb_is_stable_across_seeds(kitti_frames, seed):
+    # Frames 16-22 (a scaffolded facade, a car ahead) used to break the ORB map on some seeds:
+    # one weak PnP pose became a keyframe, then a 4x scale collapse and a direction flip followed
+    # (ATE up to 1.7 m). The ground-truth scale correction of the map and the two-view check of
+    # weak PnP poses keep every seed at centimetres.
+    mapped, _ = _run(
+        kitti_frames, **{"frontend.kind": "map", "frontend.scale": "gt", "seed": seed}
+    )
+    print(f"seed {seed}: ATE {mapped.ate_rmse_m:.3f} m, {mapped.tracked_frames} tracked")
+    assert mapped.tracked_frames >= NUM_FRAMES - 3  # a frame can stay untracked, not a run
+    assert mapped.ate_rmse_m < 0.10
+
+
 def test_mono_gt_scale_map_sift(kitti_frames):
-    # With ORB the monocular map drifts on these frames (see the issue-4 note: ORB keypoints
-    # from coarse pyramid levels); SIFT's sub-pixel keypoints keep it within centimetres.
     mapped, _ = _run(
         kitti_frames, **{"frontend.kind": "map", "frontend.scale": "gt", "features.kind": "sift"}
     )

@@ -57,6 +57,7 @@ class FrontendConfig:
     keyframe_tracked_ratio: float = 0.6
     max_map_points: int = 4000
     local_ba: bool = True
+    essential_check: bool = True  # mono map: cross-check weak PnP poses with a two-view E
     ba_window: int = 5
     lost_frames_before_reinit: int = 3
     camera_height_m: float = 1.65

@@ -14,7 +14,8 @@ import numpy as np
 class Keyframe:
     """index: input frame index; T_world_cam: (4, 4); keypoints_px: (N, 2); descriptors: (N, D);
     point_ids: (N,) int64 map point observed by each keypoint (-1 none); right_x_px: (N,) float64
-    x of the stereo match in the right image (NaN when none / mono)."""
+    x of the stereo match in the right image (NaN when none / mono); odometer_m: ground-truth
+    path length travelled up to this frame (monocular scale "gt" only, else NaN)."""
 
     index: int
     T_world_cam: np.ndarray
@@ -23,6 +24,7 @@ class Keyframe:
     point_ids: np.ndarray
     right_x_px: np.ndarray
     num_tracked: int = 0
+    odometer_m: float = float("nan")  # ground-truth path length at this frame (scale "gt")
 
 
 class LocalMap:

@@ -24,6 +24,7 @@ from tpr_vo.geometry.se3 import invert, make_T, transform_points
 from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
 from tpr_vo.local_map import Keyframe, LocalMap
 from tpr_vo.matching import match_descriptors, match_guided, match_stereo
+from tpr_vo.motion_check import CHECK_BELOW_INLIERS, check_against_two_view
 from tpr_vo.tracking_types import TrackInput, TrackOutput
 from tpr_vo.types import CameraIntrinsics, Features
 
@@ -38,7 +39,9 @@ STEREO_TRIANGULATION_KEYFRAMES = 0  # stereo maps only take stereo-triangulated 
 STEREO_MAX_DEPTH_BASELINES = 80.0  # ~43 m on KITTI; tuned on KITTI 06 ORB (60 and 100 worse)
 TRIANGULATION_PARALLAX_FACTOR = 1.0  # of min_parallax_deg for new points
 TRIANGULATION_RATIO = 0.9  # ratio test for new-point matches
-HEIGHT_SCALE_GAIN = 0.5  # fraction of a ground-plane scale correction applied per keyframe
+HEIGHT_SCALE_GAIN = 0.5  # fraction (log scale) of a ground-plane scale correction per keyframe
+GT_SCALE_GAIN = 1.0  # fraction (log scale) of the ground-truth scale correction per keyframe
+UPDATE_DESCRIPTORS = True  # a matched map point takes the descriptor of its latest view
 
 
 class MapTracker:
@@ -62,10 +65,12 @@ class MapTracker:
         self._initialized = False
         self._init_ref: tuple[int, Features, np.ndarray] | None = None
         self._gt_since_ref = 0.0
+        self._gt_odometer_m = 0.0  # ground-truth path length so far (scale "gt")
         self._step_hint = 0.0  # typical per-frame translation (map units) for re-init scale
         self._last_ids = np.zeros(0, np.int64)
         self._last_px = np.zeros((0, 2))
         self._pending_right: Features | None = None
+        self._prev_features: Features | None = None  # last tracked frame (two-view check)
         # Map-frame pose of the last tracked frame and the per-frame motion in the map frame.
         # With scale "gt" the output chain differs from the map frame: it composes the map-frame
         # steps with ground-truth lengths (the map itself is never rescaled per frame).
@@ -82,14 +87,17 @@ class MapTracker:
         self._init_ref = None
         self._gt_since_ref = 0.0
         self._last_ids = np.zeros(0, np.int64)
+        self._prev_features = None
 
     def note_skipped_step(self, step_length_m: float) -> None:
+        self._gt_odometer_m += float(step_length_m)
         self._gt_since_ref += float(step_length_m)
         self._gt_since_track += float(step_length_m)
         self._frames_since_track += 1
 
     def track(self, inp: TrackInput) -> TrackOutput:
         if inp.step_length_m is not None:
+            self._gt_odometer_m += float(inp.step_length_m)
             self._gt_since_ref += float(inp.step_length_m)
             self._gt_since_track += float(inp.step_length_m)
         self._frames_since_track += 1
@@ -189,6 +197,7 @@ class MapTracker:
             ref.descriptors,
             np.full(len(ref), -1, np.int64),
             np.full(len(ref), np.nan),
+            odometer_m=self._gt_odometer_m - self._gt_since_ref,
         )
         kf1 = self._make_keyframe(inp, T_world_cur)
         ids = self.map.add_points(points_w, inp.features.descriptors[ib[in_idx]], inp.index)
@@ -200,6 +209,7 @@ class MapTracker:
         self._initialized = True
         self._step_hint = scale / max(inp.index - ref_index, 1)
         self._remember_observations(kf1.point_ids, kf1.keypoints_px)
+        self._prev_features = inp.features
         out.T_world_cam, out.state = T_world_cur, "tracking"
         self._anchor(T_world_cur, T_world_cur, invert(T_world_ref) @ T_world_cur)
         out.num_inliers = len(ids)
@@ -276,8 +286,37 @@ class MapTracker:
         self.map.visible[visible] += 1
         self.map.found[in_rows] += 1
         self.map.last_seen[in_rows] = inp.index
+        if UPDATE_DESCRIPTORS:
+            # Appearance changes under forward motion: a point matches by its latest view.
+            self.map.descriptors[in_rows] = desc[in_kidx]
         T_world_cur = invert(T_cw)  # map frame
         ids = self.map.ids[in_rows]
+        replaced = False
+        if self._needs_two_view_check(pnp.num_inliers):
+            t_check = time.perf_counter()
+            check = check_against_two_view(
+                self.cfg,
+                self.K,
+                self._prev_features,
+                inp.features,
+                self._T_map_last,
+                T_world_cur,
+                float(np.linalg.norm(self._T_map_velocity[:3, 3])),
+                self._rng,
+            )
+            geometry_s -= time.perf_counter() - t_check  # counted as matching below
+            matching_s += time.perf_counter() - t_check
+            if check is not None and check.replaced:
+                log.debug(
+                    "frame %d: PnP (%d inliers) disagrees with the two-view motion "
+                    "(%.2f deg, direction %.1f deg); using the two-view motion",
+                    inp.index,
+                    pnp.num_inliers,
+                    check.rotation_diff_deg,
+                    check.direction_diff_deg,
+                )
+                T_world_cur, replaced = check.T_map_cur, True
+        self._prev_features = inp.features
         if self._is_stationary(ids, kp[in_kidx]):
             T_world_cur = self._T_map_last.copy()
         self._remember_observations(ids, kp[in_kidx])
@@ -289,7 +328,9 @@ class MapTracker:
             covariance_6x6=pnp.covariance_6x6,
         )
         geometry_s += time.perf_counter() - t5
-        if self._need_keyframe(T_world_cur, pnp.num_inliers, self.map.points_w[in_rows]):
+        if not replaced and self._need_keyframe(
+            T_world_cur, pnp.num_inliers, self.map.points_w[in_rows]
+        ):
             kf_m, kf_g = self._insert_keyframe(inp, T_world_cur, in_kidx, ids)
             matching_s += kf_m
             geometry_s += kf_g
@@ -297,6 +338,16 @@ class MapTracker:
         out.T_world_cam = self._commit(out.T_world_cam)
         out.matching_ms, out.geometry_ms = matching_s * 1e3, geometry_s * 1e3
         return out
+
+    def _needs_two_view_check(self, num_inliers: int) -> bool:
+        """Weak monocular PnP right after a tracked frame (the two views are consecutive)."""
+        return (
+            self.fe.essential_check
+            and not self.stereo
+            and num_inliers < CHECK_BELOW_INLIERS
+            and self._prev_features is not None
+            and self._frames_since_track == 1
+        )
 
     def _pnp(self, rows, kidx, kp, T_world_pred) -> PnpResult | None:
         if len(rows) < self.fe.min_inliers:
@@ -407,6 +458,7 @@ class MapTracker:
             inp.features.descriptors,
             np.full(n, -1, np.int64),
             np.full(n, np.nan),
+            odometer_m=self._gt_odometer_m if self._gt_chain else np.nan,
         )
 
     def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:
@@ -427,6 +479,8 @@ class MapTracker:
             self._local_ba()
         if self.fe.scale == "height" and not self.stereo:
             self._correct_height_scale(kf)
+        if self._gt_chain:
+            self._correct_gt_scale(kf)
         self.map.cull(inp.index)
         return (t1 - t0), (time.perf_counter() - t1)
 
@@ -576,4 +630,28 @@ class MapTracker:
         # Clamp rather than reject: a map that starts far off (no plane at initialisation)
         # still converges in a few keyframes, while one bad fit moves the scale by <= 41 %.
         factor = float(np.clip(ratio, 0.5, 2.0)) ** HEIGHT_SCALE_GAIN
-        self.map.scale_about(kf.T_world_cam[:3, 3].copy(), factor)
+        self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor)
+
+    def _correct_gt_scale(self, kf: Keyframe) -> None:
+        """Scale "gt": keep the map at ground-truth scale, so monocular scale drift cannot shrink
+        the map until tracking breaks. Compares the path length since the oldest window
+        keyframe with the straight-line distance in the map (the chord; on a car the two differ
+        by well under 1 % over a window)."""
+        refs = [k for k in self.map.keyframes[:-1] if np.isfinite(k.odometer_m)]
+        if not refs:
+            return
+        ref = refs[0]
+        gt_length = kf.odometer_m - ref.odometer_m
+        map_length = float(np.linalg.norm(kf.T_world_cam[:3, 3] - ref.T_world_cam[:3, 3]))
+        if gt_length <= 0 or map_length <= 1e-9:
+            return
+        factor = float(np.clip(gt_length / map_length, 0.5, 2.0)) ** GT_SCALE_GAIN
+        self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor)
+
+    def _rescale_map(self, center_w: np.ndarray, factor: float) -> None:
+        """Scale the map about a point, and the last pose and velocity with it."""
+        self.map.scale_about(center_w, factor)
+        self._T_map_last = self._T_map_last.copy()
+        self._T_map_last[:3, 3] = center_w + factor * (self._T_map_last[:3, 3] - center_w)
+        self._T_map_velocity = self._T_map_velocity.copy()
+        self._T_map_velocity[:3, 3] *= factor

@@ -12,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from tpr_vo.config import MatchingConfig
 
-GUIDED_MAX_CANDIDATES = 16  # nearest keypoints (by pixel distance) tried per predicted point
+GUIDED_MAX_CANDIDATES = 32  # nearest keypoints (by pixel distance) tried per predicted point
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,15 @@ def distance_matrix(desc_a: np.ndarray, desc_b: np.ndarray) -> np.ndarray:
     """(Na, Nb) float32: Hamming bits for uint8 descriptors, Euclidean for float descriptors."""
     if desc_a.dtype == np.uint8:
         # Hamming distance of bit vectors = |a| + |b| - 2 a.b, one float matrix product.
+        # Sums of 0/1 products are exact in float32, so no rounding is needed.
         bits_a = np.unpackbits(desc_a, axis=1).astype(np.float32)
         bits_b = np.unpackbits(desc_b, axis=1).astype(np.float32)
-        dist = bits_a.sum(1)[:, None] + bits_b.sum(1)[None, :] - 2.0 * (bits_a @ bits_b.T)
-        return np.rint(dist).astype(np.float32)
-    a = desc_a.astype(np.float32)
-    b = desc_b.astype(np.float32)
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.sqrt(np.maximum(sq, 0.0))
+        dist = bits_a @ bits_b.T
+        dist *= -2.0
+        dist += bits_a.sum(1)[:, None]
+        dist += bits_b.sum(1)[None, :]
+        return dist
+    return np.sqrt(_squared_l2(desc_a, desc_b))
 
 
 def pair_distances(desc_a: np.ndarray, desc_b: np.ndarray, ia: np.ndarray, ib: np.ndarray):
@@ -110,24 +111,35 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     if len(desc_a) == 0 or len(desc_b) == 0:
         return Matches.empty()
     binary = desc_a.dtype == np.uint8
-    dist = distance_matrix(desc_a, desc_b)
-    na, nb = dist.shape
-    if nb < 2:
-        return match_from_distances(dist, cfg, binary)
-    # Dense path without materialising all pairs: two smallest per row, argmin per column.
-    rows = np.arange(na)
-    two = np.argpartition(dist, 1, axis=1)[:, :2]
-    d2 = dist[rows[:, None], two]
-    swap = d2[:, 1] < d2[:, 0]
-    best = np.where(swap, two[:, 1], two[:, 0])
-    best_d = np.where(swap, d2[:, 1], d2[:, 0])
-    second_d = np.where(swap, d2[:, 0], d2[:, 1])
+    if len(desc_b) < 2:
+        return match_from_distances(distance_matrix(desc_a, desc_b), cfg, binary)
+    # Float descriptors: squared distances (monotonic), square-rooted only where kept.
+    dist = distance_matrix(desc_a, desc_b) if binary else _squared_l2(desc_a, desc_b)
+    rows = np.arange(len(desc_a))
+    # Nearest and second nearest per row by two argmin passes (no full sort or partition).
+    best = dist.argmin(axis=1)
+    best_d = dist[rows, best].copy()
+    back = dist.argmin(axis=0) if cfg.mutual else None
+    dist[rows, best] = np.inf
+    second_d = dist.min(axis=1)
+    if not binary:
+        best_d, second_d = np.sqrt(best_d), np.sqrt(second_d)
     keep = best_d <= max_distance(binary, cfg)
     if cfg.ratio < 1.0:
         keep &= best_d < cfg.ratio * second_d
-    if cfg.mutual:
-        keep &= np.argmin(dist, axis=0)[best] == rows
+    if back is not None:
+        keep &= back[best] == rows
     return Matches(rows[keep].astype(np.int64), best[keep].astype(np.int64), best_d[keep])
+
+
+def _squared_l2(desc_a: np.ndarray, desc_b: np.ndarray) -> np.ndarray:
+    a = desc_a.astype(np.float32)
+    b = desc_b.astype(np.float32)
+    sq = a @ b.T
+    sq *= -2.0
+    sq += (a * a).sum(1)[:, None]
+    sq += (b * b).sum(1)[None, :]
+    return np.maximum(sq, 0.0, out=sq)
 
 
 def match_guided(

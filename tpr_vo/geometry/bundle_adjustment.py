@@ -116,7 +116,6 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
     oc = cam_to_free[prob.obs_cam]
     free_obs = oc >= 0
     for it in range(1, max_iterations + 1):  # noqa: B007 (reported)
-        Wr = r * w[:, None]
         # Point blocks V (P, 3, 3), pose blocks U (F, 6, 6), cross blocks W per observation.
         JpT_w = Jp.transpose(0, 2, 1) * w[:, None, None]  # (O, 3, m)
         V = np.zeros((P, 3, 3))

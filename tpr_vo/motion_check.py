@@ -1,0 +1,81 @@
+"""Two-view cross-check of a monocular PnP pose (`frontend.essential_check`).
+
+A monocular map can be corrupted by one bad pose: a weak PnP (few inliers, repetitive texture)
+becomes a keyframe, its triangulated points agree with the wrong pose, and the error compounds
+(on KITTI 06 a direction flip and a 4x scale collapse followed). The essential matrix between the
+previous tracked frame and the current one does not depend on the map, so it cannot inherit that
+damage. When the PnP result is weak, both are compared; if they disagree, the two-view rotation
+and direction replace the PnP step (its length comes from the constant-velocity model, in map
+units) and the frame is not used as a keyframe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tpr_vo.config import VoConfig
+from tpr_vo.geometry.essential import estimate_relative_pose
+from tpr_vo.geometry.se3 import invert, make_T
+from tpr_vo.matching import match_descriptors
+from tpr_vo.types import Features
+
+CHECK_BELOW_INLIERS = 150  # PnP results with fewer inliers are cross-checked
+MAX_ROTATION_DIFF_DEG = 0.3  # PnP vs two-view relative rotation
+MAX_DIRECTION_DIFF_DEG = 5.0  # PnP vs two-view translation direction
+
+
+@dataclass
+class CheckResult:
+    T_map_cur: np.ndarray
+    replaced: bool
+    rotation_diff_deg: float
+    direction_diff_deg: float
+
+
+def _angle_deg(R: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+def _direction_diff_deg(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na < 1e-12 or nb < 1e-12:
+        return 0.0
+    return float(np.degrees(np.arccos(np.clip(a @ b / (na * nb), -1.0, 1.0))))
+
+
+def check_against_two_view(
+    cfg: VoConfig,
+    K: np.ndarray,
+    prev: Features,
+    cur: Features,
+    T_map_prev: np.ndarray,
+    T_map_cur: np.ndarray,
+    step_length: float,
+    rng: np.random.Generator,
+) -> CheckResult | None:
+    """Compare the PnP pose `T_map_cur` with the essential-matrix motion prev -> cur.
+    `step_length`: expected length of this step in map units (constant-velocity model).
+    None when the two-view motion cannot be estimated (then the PnP pose stands)."""
+    fe = cfg.frontend
+    m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
+    if len(m) < max(fe.min_inliers, 30):
+        return None
+    perm = rng.permutation(len(m))
+    p0 = prev.keypoints_px[m.index_a[perm]].astype(np.float64)
+    p1 = cur.keypoints_px[m.index_b[perm]].astype(np.float64)
+    if float(np.median(np.linalg.norm(p1 - p0, axis=1))) < fe.stationary_px:
+        return None  # no parallax: the essential matrix is undefined
+    rel = estimate_relative_pose(
+        p0, p1, K, fe.ransac_threshold_px, fe.ransac_confidence, check_homography=False, rng=rng
+    )
+    if rel is None or rel.num_inliers < max(fe.min_inliers, 30):
+        return None
+    T_cur_prev_pnp = invert(T_map_cur) @ T_map_prev  # p_cur = T @ p_prev
+    rot_diff = _angle_deg(T_cur_prev_pnp[:3, :3].T @ rel.R_1_0)
+    dir_diff = _direction_diff_deg(T_cur_prev_pnp[:3, 3], rel.t_1_0)
+    if rot_diff <= MAX_ROTATION_DIFF_DEG and dir_diff <= MAX_DIRECTION_DIFF_DEG:
+        return CheckResult(T_map_cur, False, rot_diff, dir_diff)
+    T_cur_prev = make_T(rel.R_1_0, rel.t_1_0 * step_length)
+    return CheckResult(T_map_prev @ invert(T_cur_prev), True, rot_diff, dir_diff)
