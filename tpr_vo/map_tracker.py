@@ -16,13 +16,14 @@ import time
 import numpy as np
 
 from tpr_vo.config import VoConfig
-from tpr_vo.geometry.bundle_adjustment import BaProblem, bundle_adjust
 from tpr_vo.geometry.essential import estimate_relative_pose
 from tpr_vo.geometry.pnp import PnpResult, pose_covariance, refine_with_inliers, solve_pnp
 from tpr_vo.geometry.scale import fit_ground_plane
 from tpr_vo.geometry.se3 import invert, make_T, transform_points
 from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
+from tpr_vo.local_ba import adjust_window
 from tpr_vo.local_map import Keyframe, LocalMap
+from tpr_vo.map_scale import gt_scale_factor, height_scale_factor
 from tpr_vo.matching import match_descriptors, match_guided, match_stereo
 from tpr_vo.motion_check import CHECK_BELOW_INLIERS, check_against_two_view
 from tpr_vo.tracking_types import TrackInput, TrackOutput
@@ -476,7 +477,13 @@ class MapTracker:
             self._triangulate_with(older, kf, inp.index)
         self.map.add_keyframe(kf)
         if self.fe.local_ba:
-            self._local_ba()
+            adjust_window(
+                self.map,
+                self.fe.ba_window,
+                self.K,
+                self.baseline_m if self.stereo else 0.0,
+                self.fe.pnp_threshold_px,
+            )
         if self.fe.scale == "height" and not self.stereo:
             self._correct_height_scale(kf)
         if self._gt_chain:
@@ -551,102 +558,15 @@ class MapTracker:
     def _metric(self) -> bool:
         return self.stereo or self.fe.scale in ("gt", "height")
 
-    def _local_ba(self) -> None:
-        kfs = self.map.keyframes[-self.fe.ba_window :]
-        if len(kfs) < 2:
-            return
-        cams, rows, px, rx, kp_of = [], [], [], [], []
-        for c, kf in enumerate(kfs):
-            r = self.map.rows_of(kf.point_ids)
-            ok = np.flatnonzero((kf.point_ids >= 0) & (r >= 0))
-            cams.append(np.full(len(ok), c))
-            rows.append(r[ok])
-            px.append(kf.keypoints_px[ok])
-            rx.append(kf.right_x_px[ok])
-            kp_of.append(ok)
-        rows_all = np.concatenate(rows)
-        # Only points seen by two or more window keyframes constrain the poses; a point seen
-        # once is free along its ray, which makes its 3x3 block singular.
-        uniq_all, counts = np.unique(rows_all, return_counts=True)
-        multi = np.isin(rows_all, uniq_all[counts >= 2])
-        if multi.sum() < 20:
-            return
-        start = 0
-        for c in range(len(kfs)):
-            n = len(rows[c])
-            sel = multi[start : start + n]
-            cams[c], rows[c], px[c], rx[c] = cams[c][sel], rows[c][sel], px[c][sel], rx[c][sel]
-            kp_of[c] = kp_of[c][sel]
-            start += n
-        rows_all = np.concatenate(rows)
-        uniq, obs_pt = np.unique(rows_all, return_inverse=True)
-        num_fixed = 1 if (self.stereo or len(kfs) == 2) else 2
-        fixed = np.zeros(len(kfs), bool)
-        fixed[:num_fixed] = True
-        if fixed.all():
-            return
-        prob = BaProblem(
-            poses_cw=np.stack([invert(kf.T_world_cam) for kf in kfs]),
-            fixed=fixed,
-            points_w=self.map.points_w[uniq],
-            obs_cam=np.concatenate(cams),
-            obs_pt=obs_pt,
-            obs_px=np.concatenate(px),
-            obs_right_x=np.concatenate(rx),
-            K=self.K,
-            baseline=self.baseline_m if self.stereo else 0.0,
-        )
-        res = bundle_adjust(prob, huber_px=self.fe.pnp_threshold_px)
-        log.debug(
-            "local BA: %d keyframes, %d points, %d observations, rms %.2f -> %.2f px",
-            len(kfs),
-            len(uniq),
-            len(obs_pt),
-            res.initial_rms_px,
-            res.final_rms_px,
-        )
-        if not (np.all(np.isfinite(res.poses_cw)) and np.all(np.isfinite(res.points_w))):
-            return
-        self.map.points_w[uniq] = res.points_w
-        for c, kf in enumerate(kfs):
-            kf.T_world_cam = invert(res.poses_cw[c])
-        start = 0
-        for c, kf in enumerate(kfs):  # forget observations BA found to be outliers
-            n = len(kp_of[c])
-            bad = ~res.inlier_obs[start : start + n]
-            kf.point_ids[kp_of[c][bad]] = -1
-            start += n
-
     def _correct_height_scale(self, kf: Keyframe) -> None:
-        rows = self.map.rows_of(kf.point_ids[kf.point_ids >= 0])
-        rows = rows[rows >= 0]
-        pts_cam = transform_points(invert(kf.T_world_cam), self.map.points_w[rows])
-        plane = fit_ground_plane(pts_cam, self._rng)
-        if plane is None:
-            return
-        ratio = self.fe.camera_height_m / plane.distance
-        if not np.isfinite(ratio):
-            return
-        # Clamp rather than reject: a map that starts far off (no plane at initialisation)
-        # still converges in a few keyframes, while one bad fit moves the scale by <= 41 %.
-        factor = float(np.clip(ratio, 0.5, 2.0)) ** HEIGHT_SCALE_GAIN
-        self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor)
+        factor = height_scale_factor(self.map, kf, self.fe.camera_height_m, self._rng)
+        if factor is not None:
+            self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor**HEIGHT_SCALE_GAIN)
 
     def _correct_gt_scale(self, kf: Keyframe) -> None:
-        """Scale "gt": keep the map at ground-truth scale, so monocular scale drift cannot shrink
-        the map until tracking breaks. Compares the path length since the oldest window
-        keyframe with the straight-line distance in the map (the chord; on a car the two differ
-        by well under 1 % over a window)."""
-        refs = [k for k in self.map.keyframes[:-1] if np.isfinite(k.odometer_m)]
-        if not refs:
-            return
-        ref = refs[0]
-        gt_length = kf.odometer_m - ref.odometer_m
-        map_length = float(np.linalg.norm(kf.T_world_cam[:3, 3] - ref.T_world_cam[:3, 3]))
-        if gt_length <= 0 or map_length <= 1e-9:
-            return
-        factor = float(np.clip(gt_length / map_length, 0.5, 2.0)) ** GT_SCALE_GAIN
-        self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor)
+        factor = gt_scale_factor(self.map, kf)
+        if factor is not None:
+            self._rescale_map(kf.T_world_cam[:3, 3].copy(), factor**GT_SCALE_GAIN)
 
     def _rescale_map(self, center_w: np.ndarray, factor: float) -> None:
         """Scale the map about a point, and the last pose and velocity with it."""
