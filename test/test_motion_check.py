@@ -1,6 +1,7 @@
 """The two-view cross-check of weak monocular PnP poses (tpr_vo.motion_check) on a synthetic
 scene with exact ground truth: a correct pose is kept, a corrupted one is replaced by the
-essential-matrix motion with the requested step length."""
+essential-matrix motion with the predicted step length, and a wrong two-view motion loses the
+tie-break against the constant-velocity prediction."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _direction_error_deg(T_prev, T_est, T_true):
 def test_consistent_pnp_pose_is_kept():
     prev, cur, T_prev, T_cur = _two_views()
     rng = np.random.default_rng(0)
-    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_cur, 1.2, rng)
+    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_cur, T_cur, rng)
     assert res is not None and not res.replaced
     assert np.array_equal(res.T_map_cur, T_cur)
     assert res.rotation_diff_deg < 0.2
@@ -57,17 +58,29 @@ def test_corrupted_pnp_pose_is_replaced_by_the_two_view_motion():
     prev, cur, T_prev, T_cur = _two_views()
     # A PnP failure like the one seen on KITTI 06: 3 degrees of rotation, direction sideways.
     T_bad = make_T(so3_exp([0.0, np.radians(4.0), 0.0]), [0.8, 0.0, 0.3])
+    # The prediction: right direction, 2 % long (a constant-velocity model is never exact).
+    T_pred = make_T(T_cur[:3, :3], 1.02 * T_cur[:3, 3])
     rng = np.random.default_rng(0)
-    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_bad, 1.2, rng)
+    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_bad, T_pred, rng)
     assert res is not None and res.replaced
     assert res.rotation_diff_deg > 2.0
     assert _rotation_error_deg(res.T_map_cur, T_cur) < 0.2
     assert _direction_error_deg(T_prev, res.T_map_cur, T_cur) < 2.0
     step = np.linalg.norm(res.T_map_cur[:3, 3] - T_prev[:3, 3])
-    assert abs(step - 1.2) < 1e-9  # the caller's step length, in map units
+    assert abs(step - np.linalg.norm(T_pred[:3, 3])) < 1e-9  # the prediction's length
+
+
+def test_wrong_two_view_motion_loses_to_the_motion_model():
+    prev, cur, T_prev, T_cur = _two_views()
+    rng = np.random.default_rng(0)
+    # Swapped views: the two-view motion is the inverse (backwards, -1 degree); PnP is right.
+    res = check_against_two_view(VoConfig(), K, cur, prev, T_prev, T_cur, T_cur, rng)
+    assert res is not None and not res.replaced
+    assert res.direction_diff_deg > 90.0
+    assert np.array_equal(res.T_map_cur, T_cur)
 
 
 def test_no_parallax_gives_no_verdict():
     prev, _, T_prev, T_cur = _two_views()
     rng = np.random.default_rng(0)
-    assert check_against_two_view(VoConfig(), K, prev, prev, T_prev, T_cur, 1.2, rng) is None
+    assert check_against_two_view(VoConfig(), K, prev, prev, T_prev, T_cur, T_cur, rng) is None

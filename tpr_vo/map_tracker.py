@@ -43,6 +43,7 @@ TRIANGULATION_RATIO = 0.9  # ratio test for new-point matches
 HEIGHT_SCALE_GAIN = 0.5  # fraction (log scale) of a ground-plane scale correction per keyframe
 GT_SCALE_GAIN = 1.0  # fraction (log scale) of the ground-truth scale correction per keyframe
 UPDATE_DESCRIPTORS = True  # a matched map point takes the descriptor of its latest view
+UNVERIFIED_MIN_INLIERS = 50  # mono: fewer PnP inliers and no two-view check = untracked
 
 
 class MapTracker:
@@ -302,7 +303,7 @@ class MapTracker:
                 inp.features,
                 self._T_map_last,
                 T_world_cur,
-                float(np.linalg.norm(self._T_map_velocity[:3, 3])),
+                T_map_pred,
                 self._rng,
             )
             geometry_s -= time.perf_counter() - t_check  # counted as matching below
@@ -317,6 +318,16 @@ class MapTracker:
                     check.direction_diff_deg,
                 )
                 T_world_cur, replaced = check.T_map_cur, True
+            elif check is None and pnp.num_inliers < UNVERIFIED_MIN_INLIERS:
+                # Weak and unverifiable: a wrong pose here would corrupt the velocity and the
+                # map, so the frame keeps the prediction (untracked) instead.
+                return TrackOutput(
+                    None,
+                    "lost",
+                    num_matches=num_matches,
+                    matching_ms=matching_s * 1e3,
+                    geometry_ms=(geometry_s + time.perf_counter() - t5) * 1e3,
+                )
         self._prev_features = inp.features
         if self._is_stationary(ids, kp[in_kidx]):
             T_world_cur = self._T_map_last.copy()

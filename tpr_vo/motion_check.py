@@ -4,9 +4,11 @@ A monocular map can be corrupted by one bad pose: a weak PnP (few inliers, repet
 becomes a keyframe, its triangulated points agree with the wrong pose, and the error compounds
 (on KITTI 06 a direction flip and a 4x scale collapse followed). The essential matrix between the
 previous tracked frame and the current one does not depend on the map, so it cannot inherit that
-damage. When the PnP result is weak, both are compared; if they disagree, the two-view rotation
-and direction replace the PnP step (its length comes from the constant-velocity model, in map
-units) and the frame is not used as a keyframe.
+damage. When the PnP result is weak, both are compared. If they disagree, the constant-velocity
+prediction breaks the tie (the two-view motion can be wrong too, e.g. the bas-relief ambiguity
+with weak features): when the two-view motion is closer to it, the two-view rotation and
+direction replace the PnP step (its length comes from the constant-velocity model, in map units)
+and the frame is not used as a keyframe.
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ def check_against_two_view(
     cur: Features,
     T_map_prev: np.ndarray,
     T_map_cur: np.ndarray,
-    step_length: float,
+    T_map_pred: np.ndarray,
     rng: np.random.Generator,
 ) -> CheckResult | None:
-    """Compare the PnP pose `T_map_cur` with the essential-matrix motion prev -> cur.
-    `step_length`: expected length of this step in map units (constant-velocity model).
-    None when the two-view motion cannot be estimated (then the PnP pose stands)."""
+    """Compare the PnP pose `T_map_cur` with the essential-matrix motion prev -> cur, and on
+    disagreement pick the one closer to the constant-velocity prediction `T_map_pred` (whose
+    step length, in map units, the two-view motion takes). None when the two-view motion
+    cannot be estimated (then the PnP pose stands)."""
     fe = cfg.frontend
     m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
     if len(m) < max(fe.min_inliers, 30):
@@ -72,10 +75,25 @@ def check_against_two_view(
     )
     if rel is None or rel.num_inliers < max(fe.min_inliers, 30):
         return None
-    T_cur_prev_pnp = invert(T_map_cur) @ T_map_prev  # p_cur = T @ p_prev
-    rot_diff = _angle_deg(T_cur_prev_pnp[:3, :3].T @ rel.R_1_0)
-    dir_diff = _direction_diff_deg(T_cur_prev_pnp[:3, 3], rel.t_1_0)
+    T_pnp = invert(T_map_cur) @ T_map_prev  # p_cur = T @ p_prev
+    T_pred = invert(T_map_pred) @ T_map_prev
+    rot_diff, dir_diff = _disagreement(T_pnp, rel.R_1_0, rel.t_1_0)
     if rot_diff <= MAX_ROTATION_DIFF_DEG and dir_diff <= MAX_DIRECTION_DIFF_DEG:
         return CheckResult(T_map_cur, False, rot_diff, dir_diff)
+    # Tie-break with the motion model, in units of the agreement thresholds.
+    pnp_off = _disagreement(T_pred, T_pnp[:3, :3], T_pnp[:3, 3])
+    two_view_off = _disagreement(T_pred, rel.R_1_0, rel.t_1_0)
+    if _normalised(two_view_off) >= _normalised(pnp_off):
+        return CheckResult(T_map_cur, False, rot_diff, dir_diff)
+    step_length = float(np.linalg.norm(T_pred[:3, 3]))
     T_cur_prev = make_T(rel.R_1_0, rel.t_1_0 * step_length)
     return CheckResult(T_map_prev @ invert(T_cur_prev), True, rot_diff, dir_diff)
+
+
+def _disagreement(T_a: np.ndarray, R_b: np.ndarray, t_b: np.ndarray) -> tuple[float, float]:
+    """Rotation angle and translation-direction angle (degrees) between two motions."""
+    return _angle_deg(T_a[:3, :3].T @ R_b), _direction_diff_deg(T_a[:3, 3], t_b)
+
+
+def _normalised(diffs: tuple[float, float]) -> float:
+    return diffs[0] / MAX_ROTATION_DIFF_DEG + diffs[1] / MAX_DIRECTION_DIFF_DEG
