@@ -3,8 +3,10 @@
 initialise (mono: two views, essential + cheirality + homography check; stereo: one pair)
 -> per frame: project the map with the constant-velocity prediction, guided matching,
    PnP-RANSAC + motion-only LM, a second reprojection search
+-> mono: a weak PnP pose is checked against the two-view motion (motion_check)
 -> scale (mono gt: per-step length; height: ground plane at keyframes)
--> keyframe? (parallax / tracked-ratio drop): triangulate new points, local BA, cull.
+-> keyframe? (parallax / tracked-ratio drop): triangulate new points, local BA (local_ba),
+   scale correction (map_scale), cull.
 """
 
 from __future__ import annotations
