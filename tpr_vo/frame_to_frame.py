@@ -15,7 +15,7 @@ from tpr_vo.geometry.pnp import pose_covariance
 from tpr_vo.geometry.scale import height_scale
 from tpr_vo.geometry.se3 import invert, make_T
 from tpr_vo.geometry.triangulation import triangulate
-from tpr_vo.matching import match_descriptors
+from tpr_vo.matching import match_descriptors, shuffled_pixel_pairs
 from tpr_vo.tracking_types import TrackInput, TrackOutput
 from tpr_vo.types import CameraIntrinsics, Features
 
@@ -63,11 +63,9 @@ class FrameToFrameTracker:
         if len(m) < fe.min_inliers:
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
-        # Shuffle correspondences with the seeded RNG: OpenCV's RANSAC samples in a fixed order.
-        perm = self._rng.permutation(len(m))
-        p0 = self._ref.keypoints_px[m.index_a[perm]].astype(np.float64)
-        p1 = inp.features.keypoints_px[m.index_b[perm]].astype(np.float64)
-        flow = float(np.median(np.linalg.norm(p1 - p0, axis=1)))
+        _, _, p0, p1, flow = shuffled_pixel_pairs(
+            self._ref.keypoints_px, inp.features.keypoints_px, m, self._rng
+        )
         if flow < fe.stationary_px:
             # No parallax: the camera did not move (or only imperceptibly); keep the reference.
             out.T_world_cam = self._T_world_ref.copy()

@@ -26,7 +26,12 @@ from tpr_vo.geometry.triangulation import project, triangulate, triangulate_ster
 from tpr_vo.local_ba import adjust_window
 from tpr_vo.local_map import Keyframe, LocalMap
 from tpr_vo.map_scale import gt_scale_factor, height_scale_factor
-from tpr_vo.matching import match_descriptors, match_guided, match_stereo
+from tpr_vo.matching import (
+    match_descriptors,
+    match_guided,
+    match_stereo,
+    shuffled_pixel_pairs,
+)
 from tpr_vo.motion_check import CHECK_BELOW_INLIERS, check_against_two_view
 from tpr_vo.tracking_types import TrackInput, TrackOutput
 from tpr_vo.types import CameraIntrinsics, Features
@@ -144,11 +149,10 @@ class MapTracker:
         out = TrackOutput(None, "initializing", num_matches=len(m), matching_ms=(t1 - t0) * 1e3)
         if len(m) < fe.min_inliers:
             return out
-        perm = self._rng.permutation(len(m))
-        ia, ib = m.index_a[perm], m.index_b[perm]
-        p0 = ref.keypoints_px[ia].astype(np.float64)
-        p1 = inp.features.keypoints_px[ib].astype(np.float64)
-        if float(np.median(np.linalg.norm(p1 - p0, axis=1))) < fe.stationary_px:
+        ia, ib, p0, p1, flow = shuffled_pixel_pairs(
+            ref.keypoints_px, inp.features.keypoints_px, m, self._rng
+        )
+        if flow < fe.stationary_px:
             # Zero parallax: nothing to triangulate; the camera is where the reference was.
             out.T_world_cam, out.state, out.num_inliers = T_world_ref.copy(), "tracking", len(m)
             out.covariance_6x6 = np.eye(6) * 1e-6
@@ -308,8 +312,9 @@ class MapTracker:
                 T_map_pred,
                 self._rng,
             )
-            geometry_s -= time.perf_counter() - t_check  # counted as matching below
-            matching_s += time.perf_counter() - t_check
+            check_s = time.perf_counter() - t_check  # mostly matching: count it there
+            matching_s += check_s
+            geometry_s -= check_s  # the geometry total below spans the check too
             if check is not None and check.replaced:
                 log.debug(
                     "frame %d: PnP (%d inliers) disagrees with the two-view motion "

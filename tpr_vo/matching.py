@@ -61,6 +61,19 @@ def max_distance(binary: bool, cfg: MatchingConfig) -> float:
     return float(cfg.max_hamming) if binary else 1.2
 
 
+def shuffled_pixel_pairs(
+    keypoints_a_px: np.ndarray, keypoints_b_px: np.ndarray, m: Matches, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The matches in a seeded random order (OpenCV's RANSAC samples in input order, so this
+    makes runs follow the seed): (index_a, index_b, (M, 2) pixels in a, (M, 2) pixels in b,
+    median pixel displacement)."""
+    perm = rng.permutation(len(m))
+    ia, ib = m.index_a[perm], m.index_b[perm]
+    p0 = keypoints_a_px[ia].astype(np.float64)
+    p1 = keypoints_b_px[ib].astype(np.float64)
+    return ia, ib, p0, p1, float(np.median(np.linalg.norm(p1 - p0, axis=1)))
+
+
 def match_from_distances(dist: np.ndarray, cfg: MatchingConfig, binary: bool) -> Matches:
     """Mutual NN + ratio test on a dense (Na, Nb) distance matrix."""
     na, nb = dist.shape

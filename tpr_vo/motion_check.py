@@ -20,7 +20,7 @@ import numpy as np
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.essential import estimate_relative_pose
 from tpr_vo.geometry.se3 import invert, make_T
-from tpr_vo.matching import match_descriptors
+from tpr_vo.matching import match_descriptors, shuffled_pixel_pairs
 from tpr_vo.types import Features
 
 CHECK_BELOW_INLIERS = 150  # PnP results with fewer inliers are cross-checked
@@ -65,10 +65,8 @@ def check_against_two_view(
     m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
     if len(m) < max(fe.min_inliers, 30):
         return None
-    perm = rng.permutation(len(m))
-    p0 = prev.keypoints_px[m.index_a[perm]].astype(np.float64)
-    p1 = cur.keypoints_px[m.index_b[perm]].astype(np.float64)
-    if float(np.median(np.linalg.norm(p1 - p0, axis=1))) < fe.stationary_px:
+    _, _, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)
+    if flow < fe.stationary_px:
         return None  # no parallax: the essential matrix is undefined
     rel = estimate_relative_pose(
         p0, p1, K, fe.ransac_threshold_px, fe.ransac_confidence, check_homography=False, rng=rng
