@@ -1,6 +1,6 @@
 """The frontend on real KITTI 06 frames (first 25 frames, ~30 m): stereo (ORB) is metric without
-ground truth, mono with ground-truth step lengths follows the road (f2f with ORB, the local map
-with SIFT). ATE after SE(3) Umeyama alignment (tpr_vo.eval)."""
+ground truth, mono with ground-truth step lengths follows the road (f2f and the local map with
+ORB, the local map with SIFT). ATE after SE(3) Umeyama alignment (tpr_vo.eval)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,18 @@ def _run(kitti_frames, **overrides):
 def test_stereo_is_metric_without_ground_truth(kitti_frames):
     metrics, results = _run(kitti_frames, **{"frontend.mode": "stereo"})
     assert metrics.tracked_frames == NUM_FRAMES
-    assert metrics.ate_rmse_m < 0.30
-    assert metrics.rpe_rot_deg < 0.3  # per frame
+    assert metrics.ate_rmse_m < 0.20  # measured 0.14 m
+    assert metrics.rpe_rot_deg < 0.15  # per frame
     assert all(np.isfinite(r.covariance_6x6).all() for r in results)
+
+
+def test_subpixel_disparity_makes_the_stereo_map_more_accurate(kitti_frames):
+    # ORB keypoints on coarse pyramid levels are quantised; without the patch refinement the
+    # stereo depths were biased (map ~3 % too large on these frames). Measured 0.24 -> 0.14 m.
+    on, _ = _run(kitti_frames, **{"frontend.mode": "stereo", "frontend.stereo_subpixel": True})
+    off, _ = _run(kitti_frames, **{"frontend.mode": "stereo", "frontend.stereo_subpixel": False})
+    print(f"stereo ATE: subpixel {on.ate_rmse_m:.3f} m, keypoint x {off.ate_rmse_m:.3f} m")
+    assert on.ate_rmse_m < 0.75 * off.ate_rmse_m
 
 
 def test_mono_gt_scale_f2f_orb(kitti_frames):
@@ -57,13 +66,19 @@ def test_mono_gt_scale_map_orb_is_stable_across_seeds(kitti_frames, seed):
     # Frames 16-22 (a scaffolded facade, a car ahead) used to break the ORB map on some seeds:
     # one weak PnP pose became a keyframe, then a 4x scale collapse and a direction flip followed
     # (ATE up to 1.7 m). The ground-truth scale correction of the map and the two-view check of
-    # weak PnP poses keep every seed at centimetres.
+    # weak PnP poses keep every seed at centimetres; with the epipolar term in the pose
+    # refinement the map also beats the frame-to-frame chain with the same scale.
     mapped, _ = _run(
         kitti_frames, **{"frontend.kind": "map", "frontend.scale": "gt", "seed": seed}
     )
-    print(f"seed {seed}: ATE {mapped.ate_rmse_m:.3f} m, {mapped.tracked_frames} tracked")
+    f2f, _ = _run(kitti_frames, **{"frontend.kind": "f2f", "frontend.scale": "gt", "seed": seed})
+    print(
+        f"seed {seed}: map ATE {mapped.ate_rmse_m:.3f} m ({mapped.tracked_frames} tracked), "
+        f"f2f {f2f.ate_rmse_m:.3f} m"
+    )
     assert mapped.tracked_frames >= NUM_FRAMES - 3  # a frame can stay untracked, not a run
-    assert mapped.ate_rmse_m < 0.10
+    assert mapped.ate_rmse_m < 0.05  # measured 0.022-0.027 m
+    assert mapped.ate_rmse_m < f2f.ate_rmse_m
 
 
 def test_mono_gt_scale_map_sift(kitti_frames):

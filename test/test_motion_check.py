@@ -10,7 +10,7 @@ import numpy as np
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.se3 import invert, make_T, rotation_angle_deg, so3_exp
 from tpr_vo.geometry.triangulation import project
-from tpr_vo.motion_check import check_against_two_view
+from tpr_vo.motion_check import check_against_two_view, match_two_views
 from tpr_vo.types import Features
 
 K = np.array([[700.0, 0.0, 620.0], [0.0, 700.0, 190.0], [0.0, 0.0, 1.0]])
@@ -45,10 +45,16 @@ def _direction_error_deg(T_prev, T_est, T_true):
     return np.degrees(np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
 
 
+def _pairs(prev, cur):
+    pairs = match_two_views(VoConfig(), prev, cur, np.random.default_rng(1))
+    assert pairs is not None
+    return pairs
+
+
 def test_consistent_pnp_pose_is_kept():
     prev, cur, T_prev, T_cur = _two_views()
     rng = np.random.default_rng(0)
-    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_cur, T_cur, rng)
+    res = check_against_two_view(VoConfig(), K, _pairs(prev, cur), T_prev, T_cur, T_cur, rng)
     assert res is not None and not res.replaced
     assert np.array_equal(res.T_map_cur, T_cur)
     assert res.rotation_diff_deg < 0.2
@@ -61,7 +67,7 @@ def test_corrupted_pnp_pose_is_replaced_by_the_two_view_motion():
     # The prediction: right direction, 2 % long (a constant-velocity model is never exact).
     T_pred = make_T(T_cur[:3, :3], 1.02 * T_cur[:3, 3])
     rng = np.random.default_rng(0)
-    res = check_against_two_view(VoConfig(), K, prev, cur, T_prev, T_bad, T_pred, rng)
+    res = check_against_two_view(VoConfig(), K, _pairs(prev, cur), T_prev, T_bad, T_pred, rng)
     assert res is not None and res.replaced
     assert res.rotation_diff_deg > 2.0
     assert _rotation_error_deg(res.T_map_cur, T_cur) < 0.2
@@ -74,7 +80,7 @@ def test_wrong_two_view_motion_loses_to_the_motion_model():
     prev, cur, T_prev, T_cur = _two_views()
     rng = np.random.default_rng(0)
     # Swapped views: the two-view motion is the inverse (backwards, -1 degree); PnP is right.
-    res = check_against_two_view(VoConfig(), K, cur, prev, T_prev, T_cur, T_cur, rng)
+    res = check_against_two_view(VoConfig(), K, _pairs(cur, prev), T_prev, T_cur, T_cur, rng)
     assert res is not None and not res.replaced
     assert res.direction_diff_deg > 90.0
     assert np.array_equal(res.T_map_cur, T_cur)
@@ -83,4 +89,5 @@ def test_wrong_two_view_motion_loses_to_the_motion_model():
 def test_no_parallax_gives_no_verdict():
     prev, _, T_prev, T_cur = _two_views()
     rng = np.random.default_rng(0)
-    assert check_against_two_view(VoConfig(), K, prev, prev, T_prev, T_cur, T_cur, rng) is None
+    pairs = _pairs(prev, prev)
+    assert check_against_two_view(VoConfig(), K, pairs, T_prev, T_cur, T_cur, rng) is None

@@ -53,11 +53,14 @@ class FrontendConfig:
     pnp_threshold_px: float = 2.0
     min_inliers: int = 20
     min_parallax_deg: float = 1.0
-    keyframe_parallax_deg: float = 3.0
+    keyframe_parallax_deg: float = 2.0  # mono: a new keyframe beyond this parallax
+    stereo_keyframe_parallax_deg: float = 3.0  # stereo: the same (stereo points need fewer)
     keyframe_tracked_ratio: float = 0.6
     max_map_points: int = 4000
     local_ba: bool = True
     essential_check: bool = True  # mono map: cross-check weak PnP poses with a two-view E
+    epipolar_refine: bool = True  # map: pose refinement adds 2D-2D matches to the last frame
+    stereo_subpixel: bool = True  # stereo: disparity refined by patch correlation on the row
     ba_window: int = 5
     lost_frames_before_reinit: int = 3
     camera_height_m: float = 1.65

@@ -106,7 +106,7 @@ class VisualOdometry:
         T_pred = self._T_world_last @ self._T_last_cur if index > 0 else np.eye(4)
         timings = {"features": 0.0, "matching": 0.0, "geometry": 0.0}
         gray = _usable_gray(image)
-        features = right_features = None
+        features = right_features = right_gray = None
         if gray is not None:
             t0 = time.perf_counter()
             features = self.backend.extract(gray)
@@ -122,7 +122,15 @@ class VisualOdometry:
         result: TrackOutput | None = None
         if features is not None and len(features) >= 8:
             inp = TrackInput(
-                index, stamp_s, features, right_features, T_pred, self._T_world_last, step
+                index,
+                stamp_s,
+                features,
+                right_features,
+                T_pred,
+                self._T_world_last,
+                step,
+                gray,
+                right_gray,
             )
             try:
                 result = self._tracker.track(inp)

@@ -18,10 +18,12 @@ import time
 import numpy as np
 
 from tpr_vo.config import VoConfig
+from tpr_vo.geometry.epipolar_term import EpipolarTerm
 from tpr_vo.geometry.essential import estimate_relative_pose
 from tpr_vo.geometry.pnp import PnpResult, pose_covariance, refine_with_inliers, solve_pnp
 from tpr_vo.geometry.scale import fit_ground_plane
 from tpr_vo.geometry.se3 import invert, make_T, transform_points
+from tpr_vo.geometry.stereo_refine import refine_right_x
 from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
 from tpr_vo.local_ba import adjust_window
 from tpr_vo.local_map import Keyframe, LocalMap
@@ -32,7 +34,12 @@ from tpr_vo.matching import (
     match_stereo,
     shuffled_pixel_pairs,
 )
-from tpr_vo.motion_check import CHECK_BELOW_INLIERS, check_against_two_view
+from tpr_vo.motion_check import (
+    CHECK_BELOW_INLIERS,
+    TwoViewPairs,
+    check_against_two_view,
+    match_two_views,
+)
 from tpr_vo.tracking_types import TrackInput, TrackOutput
 from tpr_vo.types import CameraIntrinsics, Features
 
@@ -45,11 +52,12 @@ REFINE_RADIUS_PX = 8.0  # second, tighter reprojection search after the first Pn
 TRIANGULATION_KEYFRAMES = 3  # new points are triangulated against this many recent keyframes
 STEREO_TRIANGULATION_KEYFRAMES = 0  # stereo maps only take stereo-triangulated points
 STEREO_MAX_DEPTH_BASELINES = 80.0  # ~43 m on KITTI; tuned on KITTI 06 ORB (60 and 100 worse)
-TRIANGULATION_PARALLAX_FACTOR = 1.0  # of min_parallax_deg for new points
+TRIANGULATION_PARALLAX_FACTOR = 0.5  # of min_parallax_deg for new points (BA refines them)
 TRIANGULATION_RATIO = 0.9  # ratio test for new-point matches
 HEIGHT_SCALE_GAIN = 0.5  # fraction (log scale) of a ground-plane scale correction per keyframe
 GT_SCALE_GAIN = 1.0  # fraction (log scale) of the ground-truth scale correction per keyframe
 UPDATE_DESCRIPTORS = True  # a matched map point takes the descriptor of its latest view
+JOINT_MIN_INLIER_RATIO = 0.8  # joint refinement kept if it keeps this share of PnP inliers
 UNVERIFIED_MIN_INLIERS = 50  # mono: fewer PnP inliers and no two-view check = untracked
 
 
@@ -79,6 +87,7 @@ class MapTracker:
         self._last_ids = np.zeros(0, np.int64)
         self._last_px = np.zeros((0, 2))
         self._pending_right: Features | None = None
+        self._pending_images: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._prev_features: Features | None = None  # last tracked frame (two-view check)
         # Map-frame pose of the last tracked frame and the per-frame motion in the map frame.
         # With scale "gt" the output chain differs from the map frame: it composes the map-frame
@@ -111,6 +120,7 @@ class MapTracker:
             self._gt_since_track += float(inp.step_length_m)
         self._frames_since_track += 1
         self._pending_right = inp.right_features
+        self._pending_images = (inp.gray, inp.right_gray)
         if not self._initialized:
             return self._init_stereo(inp) if self.stereo else self._init_mono(inp)
         return self._track_map(inp)
@@ -275,20 +285,27 @@ class MapTracker:
         rows2, kidx2, visible = self._match_projected(
             T_cw, kp, desc, max(REFINE_RADIUS_PX, 2 * fe.pnp_threshold_px)
         )
+        pairs = self._two_view_pairs(inp.features, pnp.num_inliers)
         t5 = time.perf_counter()
         matching_s += t5 - t4
-        if len(rows2) >= len(rows):
+        epipolar = self._epipolar_term(pairs)
+        if len(rows2) >= len(rows) or epipolar is not None:
+            use2 = len(rows2) >= len(rows)
+            r_rows, r_kidx = (rows2, kidx2) if use2 else (rows, kidx)
             refined = refine_with_inliers(
                 T_cw,
-                self.map.points_w[rows2],
-                kp[kidx2],
+                self.map.points_w[r_rows],
+                kp[r_kidx],
                 self.K,
                 fe.pnp_threshold_px,
                 fe.min_inliers,
+                epipolar=epipolar,
             )
-            if refined is not None and refined.num_inliers >= pnp.num_inliers:
-                pnp, rows, kidx = refined, rows2, kidx2
-                num_matches = len(rows2)
+            # The joint cost trades a few reprojection inliers for the epipolar ones.
+            keep_ratio = 1.0 if epipolar is None else JOINT_MIN_INLIER_RATIO
+            if refined is not None and refined.num_inliers >= keep_ratio * pnp.num_inliers:
+                pnp, rows, kidx = refined, r_rows, r_kidx
+                num_matches = len(r_rows)
         T_cw = pnp.T_cam_world
         in_rows, in_kidx = rows[pnp.inliers], kidx[pnp.inliers]
         self.map.visible[visible] += 1
@@ -301,20 +318,17 @@ class MapTracker:
         ids = self.map.ids[in_rows]
         replaced = False
         if self._needs_two_view_check(pnp.num_inliers):
-            t_check = time.perf_counter()
-            check = check_against_two_view(
-                self.cfg,
-                self.K,
-                self._prev_features,
-                inp.features,
-                self._T_map_last,
-                T_world_cur,
-                T_map_pred,
-                self._rng,
-            )
-            check_s = time.perf_counter() - t_check  # mostly matching: count it there
-            matching_s += check_s
-            geometry_s -= check_s  # the geometry total below spans the check too
+            check = None
+            if pairs is not None:
+                check = check_against_two_view(
+                    self.cfg,
+                    self.K,
+                    pairs,
+                    self._T_map_last,
+                    T_world_cur,
+                    T_map_pred,
+                    self._rng,
+                )
             if check is not None and check.replaced:
                 log.debug(
                     "frame %d: PnP (%d inliers) disagrees with the two-view motion "
@@ -357,6 +371,23 @@ class MapTracker:
         out.T_world_cam = self._commit(out.T_world_cam)
         out.matching_ms, out.geometry_ms = matching_s * 1e3, geometry_s * 1e3
         return out
+
+    def _two_view_pairs(self, features: Features, num_inliers: int) -> TwoViewPairs | None:
+        """Matches to the previous frame when the check or the joint refinement will use them."""
+        if self._prev_features is None or self._frames_since_track != 1:
+            return None
+        if not (self.fe.epipolar_refine or self._needs_two_view_check(num_inliers)):
+            return None
+        return match_two_views(self.cfg, self._prev_features, features, self._rng)
+
+    def _epipolar_term(self, pairs: TwoViewPairs | None) -> EpipolarTerm | None:
+        if not self.fe.epipolar_refine or pairs is None:
+            return None
+        if pairs.median_flow_px < self.fe.stationary_px:  # no parallax: E is undefined
+            return None
+        return EpipolarTerm.from_pixels(
+            invert(self._T_map_last), pairs.prev_px, pairs.cur_px, self.K
+        )
 
     def _needs_two_view_check(self, num_inliers: int) -> bool:
         """Weak monocular PnP right after a tracked frame (the two views are consecutive)."""
@@ -463,7 +494,9 @@ class MapTracker:
         parallax_deg = np.degrees(baseline / max(median_depth, 1e-9))
         dropped = num_tracked < self.fe.keyframe_tracked_ratio * last.num_tracked
         if self.stereo:
-            return parallax_deg > self.fe.keyframe_parallax_deg or (dropped and baseline > 0)
+            return parallax_deg > self.fe.stereo_keyframe_parallax_deg or (
+                dropped and baseline > 0
+            )
         if parallax_deg < self.fe.min_parallax_deg:  # too little motion to triangulate
             return False
         return parallax_deg > self.fe.keyframe_parallax_deg or dropped
@@ -526,12 +559,18 @@ class MapTracker:
             return 0
         left_px = kf.keypoints_px[sm.index_a]
         right_px = right.keypoints_px[sm.index_b].astype(np.float64)
+        left_gray, right_gray = self._pending_images
+        refined = np.ones(len(sm), bool)
+        if self.fe.stereo_subpixel and left_gray is not None and right_gray is not None:
+            right_x, refined = refine_right_x(left_gray, right_gray, left_px, right_px[:, 0])
+            right_px[:, 0] = right_x
         # Depth from a few pixels of disparity is too uncertain to anchor the map: like
         # ORB-SLAM, only "close" points (within STEREO_MAX_DEPTH_BASELINES baselines) are used.
         max_depth = min(self.fe.max_depth_m, STEREO_MAX_DEPTH_BASELINES * self.baseline_m)
         pts_cam, valid = triangulate_stereo(
             self.K, self.baseline_m, left_px, right_px, max_depth_m=max_depth
         )
+        valid &= refined
         kf.right_x_px[sm.index_a[valid]] = right_px[valid, 0]
         new = valid & (kf.point_ids[sm.index_a] < 0)
         if not new.any():

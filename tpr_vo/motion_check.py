@@ -28,6 +28,27 @@ MAX_ROTATION_DIFF_DEG = 0.3  # PnP vs two-view relative rotation
 MAX_DIRECTION_DIFF_DEG = 5.0  # PnP vs two-view translation direction
 
 
+@dataclass(frozen=True)
+class TwoViewPairs:
+    """Matched pixels of the previous and the current frame, (M, 2) each, in a seeded random
+    order, and their median displacement."""
+
+    prev_px: np.ndarray
+    cur_px: np.ndarray
+    median_flow_px: float
+
+
+def match_two_views(
+    cfg: VoConfig, prev: Features, cur: Features, rng: np.random.Generator
+) -> TwoViewPairs | None:
+    """Brute-force matches prev -> cur, or None when there are too few to estimate a motion."""
+    m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
+    if len(m) < max(cfg.frontend.min_inliers, 30):
+        return None
+    _, _, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)
+    return TwoViewPairs(p0, p1, flow)
+
+
 @dataclass
 class CheckResult:
     T_map_cur: np.ndarray
@@ -50,26 +71,27 @@ def _direction_diff_deg(a: np.ndarray, b: np.ndarray) -> float:
 def check_against_two_view(
     cfg: VoConfig,
     K: np.ndarray,
-    prev: Features,
-    cur: Features,
+    pairs: TwoViewPairs,
     T_map_prev: np.ndarray,
     T_map_cur: np.ndarray,
     T_map_pred: np.ndarray,
     rng: np.random.Generator,
 ) -> CheckResult | None:
-    """Compare the PnP pose `T_map_cur` with the essential-matrix motion prev -> cur, and on
+    """Compare the PnP pose `T_map_cur` with the essential-matrix motion of `pairs`, and on
     disagreement pick the one closer to the constant-velocity prediction `T_map_pred` (whose
     step length, in map units, the two-view motion takes). None when the two-view motion
     cannot be estimated (then the PnP pose stands)."""
     fe = cfg.frontend
-    m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
-    if len(m) < max(fe.min_inliers, 30):
-        return None
-    _, _, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)
-    if flow < fe.stationary_px:
+    if pairs.median_flow_px < fe.stationary_px:
         return None  # no parallax: the essential matrix is undefined
     rel = estimate_relative_pose(
-        p0, p1, K, fe.ransac_threshold_px, fe.ransac_confidence, check_homography=False, rng=rng
+        pairs.prev_px,
+        pairs.cur_px,
+        K,
+        fe.ransac_threshold_px,
+        fe.ransac_confidence,
+        check_homography=False,
+        rng=rng,
     )
     if rel is None or rel.num_inliers < max(fe.min_inliers, 30):
         return None

@@ -17,6 +17,7 @@ class TrackInput:
     T_world_pred: (4, 4) constant-velocity prediction of this frame's camera pose.
     T_world_last: (4, 4) pose of the previous output frame (tracked or predicted).
     step_length_m: ground-truth translation length since the previous frame (scale "gt" only).
+    gray / right_gray: (H, W) uint8 images the features came from (stereo sub-pixel disparity).
     """
 
     index: int
@@ -26,6 +27,8 @@ class TrackInput:
     T_world_pred: np.ndarray
     T_world_last: np.ndarray
     step_length_m: float | None
+    gray: np.ndarray | None = None
+    right_gray: np.ndarray | None = None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tpr_vo.geometry.epipolar_term import EpipolarTerm
 from tpr_vo.geometry.se3 import make_T, orthonormalize, so3_exp
 
 
@@ -75,6 +76,12 @@ def pose_covariance(T_cam_world, points_w, pixels_px, K, min_sigma_px: float = 0
     return cov
 
 
+def _huber(e: np.ndarray, huber_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Huber cost rho(e) and IRLS weight of non-negative errors e (pixels)."""
+    rho = np.where(e <= huber_px, 0.5 * e**2, huber_px * (e - 0.5 * huber_px))
+    return rho, np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-12))
+
+
 def refine_pose_lm(
     T_cam_world: np.ndarray,
     points_w: np.ndarray,
@@ -82,27 +89,38 @@ def refine_pose_lm(
     K: np.ndarray,
     huber_px: float = 2.0,
     iterations: int = 10,
+    epipolar: EpipolarTerm | None = None,
 ) -> np.ndarray:
-    """Motion-only Levenberg-Marquardt on the Huber-weighted reprojection error."""
+    """Motion-only Levenberg-Marquardt on the Huber-weighted reprojection error, plus the
+    Huber-weighted Sampson distances of `epipolar` (2D-2D matches to a fixed previous camera)
+    when given."""
     T = T_cam_world.copy()
     lam = 1e-3
     if len(points_w) < 4:
         return T
+    epi = epipolar if epipolar is not None and len(epipolar) else None
 
     def cost_of(T_):
         r, z = reprojection_residuals(T_, points_w, pixels_px, K)
         e = np.linalg.norm(r, axis=1)
-        rho = np.where(e <= huber_px, 0.5 * e**2, huber_px * (e - 0.5 * huber_px))
-        rho = np.where(z > 0, rho, 0.5 * huber_px**2 * 10)
-        return float(rho.sum()), r, e
+        rho = np.where(z > 0, _huber(e, huber_px)[0], 0.5 * huber_px**2 * 10)
+        r_epi = epi.residuals_px(T_) if epi is not None else np.zeros(0)
+        cost = float(rho.sum()) + float(_huber(np.abs(r_epi), huber_px)[0].sum())
+        return cost, (r, e, r_epi)
 
-    cost, r, e = cost_of(T)
+    cost, res = cost_of(T)
     for _ in range(iterations):
-        w = np.where(e <= huber_px, 1.0, huber_px / np.maximum(e, 1e-12))
+        r, e, r_epi = res
+        w = _huber(e, huber_px)[1]
         J = _jacobian(T, points_w, K)  # (N, 2, 6)
         Jw = J * w[:, None, None]
         H = np.einsum("nki,nkj->ij", Jw, J)
         g = np.einsum("nki,nk->i", Jw, r)
+        if epi is not None:
+            J_epi = epi.jacobian(T)  # (M, 6)
+            Jw_epi = J_epi * _huber(np.abs(r_epi), huber_px)[1][:, None]
+            H += Jw_epi.T @ J_epi
+            g += Jw_epi.T @ r_epi
         improved = False
         for _ in range(5):
             try:
@@ -110,9 +128,9 @@ def refine_pose_lm(
             except np.linalg.LinAlgError:
                 break
             T_new = make_T(so3_exp(delta[3:]), delta[:3]) @ T
-            new_cost, new_r, new_e = cost_of(T_new)
+            new_cost, new_res = cost_of(T_new)
             if new_cost < cost:
-                T, cost, r, e = T_new, new_cost, new_r, new_e
+                T, cost, res = T_new, new_cost, new_res
                 lam = max(lam * 0.3, 1e-7)
                 improved = True
                 break
@@ -179,9 +197,11 @@ def refine_with_inliers(
     threshold_px: float,
     min_inliers: int,
     inliers: np.ndarray | None = None,
+    epipolar: EpipolarTerm | None = None,
 ) -> PnpResult | None:
     """LM refinement from a pose estimate, alternating with inlier re-selection (errors below
-    `threshold_px`, in front of the camera); None when fewer than `min_inliers` remain."""
+    `threshold_px`, in front of the camera); None when fewer than `min_inliers` remain. With
+    `epipolar`, its matches join the refinement, re-selected the same way (Sampson distance)."""
     obj = np.asarray(points_w, np.float64)
     img = np.asarray(pixels_px, np.float64)
     T = T_cam_world
@@ -191,7 +211,10 @@ def refine_with_inliers(
     for _ in range(2):
         if inliers.sum() < max(min_inliers, 4):
             return None
-        T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px)
+        epi = None
+        if epipolar is not None:
+            epi = epipolar.select(np.abs(epipolar.residuals_px(T)) < threshold_px)
+        T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px, epipolar=epi)
         r, z = reprojection_residuals(T, obj, img, K)
         inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
     if inliers.sum() < max(min_inliers, 4) or not np.all(np.isfinite(T)):
