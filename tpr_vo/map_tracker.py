@@ -285,7 +285,7 @@ class MapTracker:
         rows2, kidx2, visible = self._match_projected(
             T_cw, kp, desc, max(REFINE_RADIUS_PX, 2 * fe.pnp_threshold_px)
         )
-        pairs = self._two_view_pairs(inp.features, pnp.num_inliers)
+        pairs = self._two_view_pairs(inp.features, pnp.num_inliers, T_cw)
         t5 = time.perf_counter()
         matching_s += t5 - t4
         epipolar = self._epipolar_term(pairs)
@@ -372,13 +372,20 @@ class MapTracker:
         out.matching_ms, out.geometry_ms = matching_s * 1e3, geometry_s * 1e3
         return out
 
-    def _two_view_pairs(self, features: Features, num_inliers: int) -> TwoViewPairs | None:
-        """Matches to the previous frame when the check or the joint refinement will use them."""
+    def _two_view_pairs(self, features: Features, num_inliers: int, T_cw) -> TwoViewPairs | None:
+        """Matches to the previous frame when the check or the joint refinement will use them:
+        brute force for the check (which must not depend on the PnP pose it checks), else
+        guided by the PnP rotation."""
         if self._prev_features is None or self._frames_since_track != 1:
             return None
-        if not (self.fe.epipolar_refine or self._needs_two_view_check(num_inliers)):
+        if self._needs_two_view_check(num_inliers):
+            return match_two_views(self.cfg, self._prev_features, features, self._rng)
+        if not self.fe.epipolar_refine:
             return None
-        return match_two_views(self.cfg, self._prev_features, features, self._rng)
+        R_cur_prev = T_cw[:3, :3] @ self._T_map_last[:3, :3]
+        return match_two_views(
+            self.cfg, self._prev_features, features, self._rng, self.K, R_cur_prev
+        )
 
     def _epipolar_term(self, pairs: TwoViewPairs | None) -> EpipolarTerm | None:
         if not self.fe.epipolar_refine or pairs is None:

@@ -20,9 +20,10 @@ import numpy as np
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.essential import estimate_relative_pose
 from tpr_vo.geometry.se3 import invert, make_T
-from tpr_vo.matching import match_descriptors, shuffled_pixel_pairs
+from tpr_vo.matching import match_descriptors, match_guided, shuffled_pixel_pairs
 from tpr_vo.types import Features
 
+GUIDED_RADIUS_PX = 60.0  # rotation-guided 2D-2D search radius
 CHECK_BELOW_INLIERS = 150  # PnP results with fewer inliers are cross-checked
 MAX_ROTATION_DIFF_DEG = 0.3  # PnP vs two-view relative rotation
 MAX_DIRECTION_DIFF_DEG = 5.0  # PnP vs two-view translation direction
@@ -39,10 +40,31 @@ class TwoViewPairs:
 
 
 def match_two_views(
-    cfg: VoConfig, prev: Features, cur: Features, rng: np.random.Generator
+    cfg: VoConfig,
+    prev: Features,
+    cur: Features,
+    rng: np.random.Generator,
+    K: np.ndarray | None = None,
+    R_cur_prev: np.ndarray | None = None,
 ) -> TwoViewPairs | None:
-    """Brute-force matches prev -> cur, or None when there are too few to estimate a motion."""
-    m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
+    """Matches prev -> cur, or None when there are too few to estimate a motion. Brute force;
+    or, given the rotation `R_cur_prev` (and K), each previous keypoint is matched among the
+    current keypoints near where the rotation alone moves it (the infinite homography
+    K R K^-1), within GUIDED_RADIUS_PX: translation moves distant points little."""
+    if R_cur_prev is None or K is None:
+        m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
+    else:
+        H = K @ R_cur_prev @ np.linalg.inv(K)
+        xh = np.c_[prev.keypoints_px.astype(np.float64), np.ones(len(prev))] @ H.T
+        predicted = xh[:, :2] / np.where(np.abs(xh[:, 2:]) < 1e-9, 1e-9, xh[:, 2:])
+        m = match_guided(
+            prev.descriptors,
+            predicted,
+            cur.descriptors,
+            cur.keypoints_px,
+            GUIDED_RADIUS_PX,
+            cfg.matching,
+        )
     if len(m) < max(cfg.frontend.min_inliers, 30):
         return None
     _, _, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)

@@ -99,6 +99,12 @@ def _apply(poses, points, dx_pose, dx_point, free_idx):
     return poses, points + dx_point.reshape(-1, 3)
 
 
+def _summation(index: np.ndarray, n: int) -> sp.csr_matrix:
+    """(n, len(index)) 0/1 matrix: row i sums the entries whose index is i."""
+    m = len(index)
+    return sp.csr_matrix((np.ones(m), (index, np.arange(m))), shape=(n, m))
+
+
 def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 10) -> BaResult:
     """Refine free poses and all points; fixed poses anchor the gauge (one for stereo, two for
     monocular so the scale is fixed too)."""
@@ -115,20 +121,21 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
     it = 0
     oc = cam_to_free[prob.obs_cam]
     free_obs = oc >= 0
+    sum_by_point = _summation(prob.obs_pt, P)  # (P, O): per-observation terms -> per point
+    sum_by_camera = _summation(oc[free_obs], F)  # (F, O_free)
     for it in range(1, max_iterations + 1):  # noqa: B007 (reported)
         # Point blocks V (P, 3, 3), pose blocks U (F, 6, 6), cross blocks W per observation.
         JpT_w = Jp.transpose(0, 2, 1) * w[:, None, None]  # (O, 3, m)
-        V = np.zeros((P, 3, 3))
-        np.add.at(V, prob.obs_pt, JpT_w @ Jp)
-        g_l = np.zeros((P, 3))
-        np.add.at(g_l, prob.obs_pt, (JpT_w @ r[:, :, None])[:, :, 0])
+        V = (sum_by_point @ (JpT_w @ Jp).reshape(-1, 9)).reshape(P, 3, 3)
+        g_l = sum_by_point @ (JpT_w @ r[:, :, None])[:, :, 0]
         U = np.zeros((F, 6, 6))
         g_c = np.zeros((F, 6))
         JcT_w = Jc.transpose(0, 2, 1) * w[:, None, None]  # (O, 6, m)
         Wo = JcT_w @ Jp  # (O, 6, 3)
         if F:
-            np.add.at(U, oc[free_obs], JcT_w[free_obs] @ Jc[free_obs])
-            np.add.at(g_c, oc[free_obs], (JcT_w[free_obs] @ r[free_obs, :, None])[:, :, 0])
+            Jc_free = JcT_w[free_obs]
+            U = (sum_by_camera @ (Jc_free @ Jc[free_obs]).reshape(-1, 36)).reshape(F, 6, 6)
+            g_c = sum_by_camera @ (Jc_free @ r[free_obs, :, None])[:, :, 0]
         improved = False
         for _ in range(6):
             V_d = V + lam * (np.einsum("pii->pi", V)[:, :, None] * np.eye(3) + 1e-9 * np.eye(3))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tpr_vo.geometry.se3 import invert, make_T, skew, so3_exp
+from tpr_vo.geometry.se3 import invert, make_T, so3_exp
 
 STEP = 1e-6  # central-difference step (map units / radians)
 
@@ -50,25 +50,29 @@ class EpipolarTerm:
     def residuals_px(self, T_cam_world: np.ndarray) -> np.ndarray:
         """(N,) signed Sampson distances in pixels; zeros when the pose has no translation
         relative to the previous camera (E is undefined)."""
-        T_rel = T_cam_world @ invert(self.T_prev_world)  # previous camera -> current camera
-        t = T_rel[:3, 3]
-        norm = float(np.linalg.norm(t))
-        if norm < 1e-12:
-            return np.zeros(len(self))
-        E = skew(t / norm) @ T_rel[:3, :3]
-        Ex0 = self.x_prev @ E.T
-        Etx1 = self.x_cur @ E
-        num = (self.x_cur * Ex0).sum(1)
-        den = np.sqrt(Ex0[:, 0] ** 2 + Ex0[:, 1] ** 2 + Etx1[:, 0] ** 2 + Etx1[:, 1] ** 2)
-        return self.focal_px * num / np.maximum(den, 1e-12)
+        return self._residuals(T_cam_world[None])[0]
 
     def jacobian(self, T_cam_world: np.ndarray) -> np.ndarray:
-        """(N, 6) d(residual)/d(delta) for T <- exp(delta) T, by central differences."""
-        J = np.empty((len(self), 6))
-        for k in range(6):
-            d = np.zeros(6)
-            d[k] = STEP
-            plus = make_T(so3_exp(d[3:]), d[:3]) @ T_cam_world
-            minus = make_T(so3_exp(-d[3:]), -d[:3]) @ T_cam_world
-            J[:, k] = (self.residuals_px(plus) - self.residuals_px(minus)) / (2 * STEP)
-        return J
+        """(N, 6) d(residual)/d(delta) for T <- exp(delta) T, by central differences (all 12
+        perturbed poses in one batched evaluation)."""
+        steps = np.concatenate([np.eye(6), -np.eye(6)]) * STEP
+        poses = np.stack([make_T(so3_exp(d[3:]), d[:3]) @ T_cam_world for d in steps])
+        r = self._residuals(poses)  # (12, N)
+        return ((r[:6] - r[6:]) / (2 * STEP)).T
+
+    def _residuals(self, poses_cam_world: np.ndarray) -> np.ndarray:
+        """(P, N) Sampson distances for P poses (P, 4, 4)."""
+        T_rel = poses_cam_world @ invert(self.T_prev_world)  # previous camera -> current
+        t = T_rel[:, :3, 3]
+        norm = np.linalg.norm(t, axis=1)
+        moving = norm >= 1e-12
+        t_hat = np.zeros((len(t), 3, 3))
+        tx, ty, tz = (t / np.where(moving, norm, 1.0)[:, None]).T
+        t_hat[:, 0, 1], t_hat[:, 0, 2], t_hat[:, 1, 2] = -tz, ty, -tx
+        t_hat[:, 1, 0], t_hat[:, 2, 0], t_hat[:, 2, 1] = tz, -ty, tx
+        E = t_hat @ T_rel[:, :3, :3]  # (P, 3, 3)
+        Ex0 = self.x_prev[None] @ E.transpose(0, 2, 1)  # (P, N, 3)
+        Etx1 = self.x_cur[None] @ E
+        num = (self.x_cur[None] * Ex0).sum(2)
+        den = np.sqrt(Ex0[..., 0] ** 2 + Ex0[..., 1] ** 2 + Etx1[..., 0] ** 2 + Etx1[..., 1] ** 2)
+        return np.where(moving[:, None], self.focal_px * num / np.maximum(den, 1e-12), 0.0)
