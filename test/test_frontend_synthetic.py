@@ -20,9 +20,11 @@ def _run(
 ):
     poses = drive_poses(NUM_FRAMES) if poses is None else poses
     backend = SceneBackend(road_scene(1800), poses, noise_px=noise_px, outlier_ratio=0.1)
-    # The fake backend's images are a fixed dot grid, not renders of the scene, so the stereo
-    # disparity cannot be refined on them (test_frontend_rendered and KITTI cover that).
+    # The fake backend's images are a fixed dot grid, not renders of the scene, so neither the
+    # stereo disparity nor the road can be measured on them (test_stereo_refine,
+    # test_road_scale and the KITTI tests cover those); the map-point ground plane is used.
     overrides.setdefault("frontend.stereo_subpixel", False)
+    overrides.setdefault("frontend.road_scale", False)
     cfg = replace(
         VoConfig(),
         **{"frontend.mode": mode, "frontend.scale": scale, "frontend.kind": kind, "seed": seed},

@@ -61,6 +61,8 @@ class FrontendConfig:
     essential_check: bool = True  # mono map: cross-check weak PnP poses with a two-view E
     epipolar_refine: bool = True  # map: pose refinement adds 2D-2D matches to the last frame
     stereo_subpixel: bool = True  # stereo: disparity refined by patch correlation on the row
+    road_scale: bool = True  # mono height: step lengths from the road's homography (else: a
+    # plane fitted to map points, which needs features on the road)
     ba_window: int = 5
     lost_frames_before_reinit: int = 3
     camera_height_m: float = 1.65

@@ -16,6 +16,7 @@ import logging
 import time
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.epipolar_term import EpipolarTerm
@@ -40,6 +41,7 @@ from tpr_vo.motion_check import (
     check_against_two_view,
     match_two_views,
 )
+from tpr_vo.road_scale import RoadScale, RoadStep
 from tpr_vo.tracking_types import TrackInput, TrackOutput
 from tpr_vo.types import CameraIntrinsics, Features
 
@@ -73,6 +75,13 @@ class MapTracker:
             config.matching, ratio=min(config.matching.ratio, TRIANGULATION_RATIO)
         )
         self.baseline_m = float(intrinsics.baseline_m or 0.0)
+        self._road = None
+        if not self.stereo and self.fe.scale == "height" and self.fe.road_scale:
+            R_base_cam = Rotation.from_quat(config.camera.base_to_camera_quat_xyzw).as_matrix()
+            road = RoadScale(
+                self.K, self.size_px, R_base_cam.T @ [0.0, 0.0, -1.0], self.fe.camera_height_m
+            )
+            self._road = road if road.usable else None
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -82,13 +91,16 @@ class MapTracker:
         self._initialized = False
         self._init_ref: tuple[int, Features, np.ndarray] | None = None
         self._gt_since_ref = 0.0
-        self._gt_odometer_m = 0.0  # ground-truth path length so far (scale "gt")
+        # Path length so far: ground truth (scale "gt") or the road odometer (road scale).
+        self._odometer_m = 0.0
         self._step_hint = 0.0  # typical per-frame translation (map units) for re-init scale
         self._last_ids = np.zeros(0, np.int64)
         self._last_px = np.zeros((0, 2))
         self._pending_right: Features | None = None
         self._pending_images: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._prev_features: Features | None = None  # last tracked frame (two-view check)
+        self._prev_gray: np.ndarray | None = None  # its image (road scale)
+        self._init_gray: np.ndarray | None = None  # the mono init reference's image
         # Map-frame pose of the last tracked frame and the per-frame motion in the map frame.
         # With scale "gt" the output chain differs from the map frame: it composes the map-frame
         # steps with ground-truth lengths (the map itself is never rescaled per frame).
@@ -108,14 +120,14 @@ class MapTracker:
         self._prev_features = None
 
     def note_skipped_step(self, step_length_m: float) -> None:
-        self._gt_odometer_m += float(step_length_m)
+        self._odometer_m += float(step_length_m)
         self._gt_since_ref += float(step_length_m)
         self._gt_since_track += float(step_length_m)
         self._frames_since_track += 1
 
     def track(self, inp: TrackInput) -> TrackOutput:
         if inp.step_length_m is not None:
-            self._gt_odometer_m += float(inp.step_length_m)
+            self._odometer_m += float(inp.step_length_m)
             self._gt_since_ref += float(inp.step_length_m)
             self._gt_since_track += float(inp.step_length_m)
         self._frames_since_track += 1
@@ -150,6 +162,7 @@ class MapTracker:
         fe = self.fe
         if self._init_ref is None or inp.index - self._init_ref[0] > MAX_INIT_WAIT_FRAMES:
             self._init_ref = (inp.index, inp.features, inp.T_world_pred.copy())
+            self._init_gray = inp.gray
             self._gt_since_ref = 0.0
             return TrackOutput(inp.T_world_pred, "initializing", covariance_6x6=np.eye(6) * 1e-9)
         ref_index, ref, T_world_ref = self._init_ref
@@ -196,7 +209,10 @@ class MapTracker:
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
         scale = self._init_scale(inp.index - ref_index)
-        if fe.scale == "height":
+        road = self._road_step(self._init_gray, inp.gray, T_1_0)
+        if road is not None:
+            scale = road.length_m / float(np.linalg.norm(T_1_0[:3, 3]))
+        elif fe.scale == "height":
             plane = fit_ground_plane(tri.points_w[good] * scale, self._rng)
             if plane is not None:
                 scale *= fe.camera_height_m / plane.distance
@@ -215,8 +231,10 @@ class MapTracker:
             ref.descriptors,
             np.full(len(ref), -1, np.int64),
             np.full(len(ref), np.nan),
-            odometer_m=self._gt_odometer_m - self._gt_since_ref,
+            odometer_m=self._odometer_m - self._gt_since_ref,
         )
+        if self._road is not None:  # the odometer counts the initial baseline too
+            self._odometer_m += scale * float(np.linalg.norm(T_1_0[:3, 3]))
         kf1 = self._make_keyframe(inp, T_world_cur)
         ids = self.map.add_points(points_w, inp.features.descriptors[ib[in_idx]], inp.index)
         kf0.point_ids[ia[in_idx]] = ids
@@ -227,7 +245,7 @@ class MapTracker:
         self._initialized = True
         self._step_hint = scale / max(inp.index - ref_index, 1)
         self._remember_observations(kf1.point_ids, kf1.keypoints_px)
-        self._prev_features = inp.features
+        self._prev_features, self._prev_gray = inp.features, inp.gray
         out.T_world_cam, out.state = T_world_cur, "tracking"
         self._anchor(T_world_cur, T_world_cur, invert(T_world_ref) @ T_world_cur)
         out.num_inliers = len(ids)
@@ -349,9 +367,11 @@ class MapTracker:
                     matching_ms=matching_s * 1e3,
                     geometry_ms=(geometry_s + time.perf_counter() - t5) * 1e3,
                 )
-        self._prev_features = inp.features
         if self._is_stationary(ids, kp[in_kidx]):
             T_world_cur = self._T_map_last.copy()
+        elif self._road is not None:
+            self._measure_road(inp.gray, T_world_cur)
+        self._prev_features, self._prev_gray = inp.features, inp.gray
         self._remember_observations(ids, kp[in_kidx])
         out = TrackOutput(
             T_world_cur,
@@ -395,6 +415,23 @@ class MapTracker:
         return EpipolarTerm.from_pixels(
             invert(self._T_map_last), pairs.prev_px, pairs.cur_px, self.K
         )
+
+    def _road_step(self, prev_gray, cur_gray, T_cur_prev) -> RoadStep | None:
+        if self._road is None or prev_gray is None or cur_gray is None:
+            return None
+        return self._road.step(prev_gray, cur_gray, T_cur_prev)
+
+    def _measure_road(self, gray: np.ndarray | None, T_map_cur: np.ndarray) -> None:
+        """Advance the road odometer by this frame's step: measured on the road when it gives
+        an answer, else the map's own step (map units are metres once corrected)."""
+        if self._frames_since_track != 1:  # frames in between were not tracked
+            step = T_map_cur[:3, 3] - self._T_map_last[:3, 3]
+            self._odometer_m += float(np.linalg.norm(step))
+            return
+        T_cur_prev = invert(T_map_cur) @ self._T_map_last
+        road = self._road_step(self._prev_gray, gray, T_cur_prev)
+        step = float(np.linalg.norm(T_cur_prev[:3, 3]))
+        self._odometer_m += road.length_m if road is not None else step
 
     def _needs_two_view_check(self, num_inliers: int) -> bool:
         """Weak monocular PnP right after a tracked frame (the two views are consecutive)."""
@@ -475,6 +512,10 @@ class MapTracker:
         return T
 
     @property
+    def _has_odometer(self) -> bool:
+        return self._gt_chain or self._road is not None
+
+    @property
     def _gt_chain(self) -> bool:
         return self.fe.scale == "gt" and not self.stereo
 
@@ -517,7 +558,7 @@ class MapTracker:
             inp.features.descriptors,
             np.full(n, -1, np.int64),
             np.full(n, np.nan),
-            odometer_m=self._gt_odometer_m if self._gt_chain else np.nan,
+            odometer_m=self._odometer_m if self._has_odometer else np.nan,
         )
 
     def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:
@@ -542,7 +583,9 @@ class MapTracker:
                 self.baseline_m if self.stereo else 0.0,
                 self.fe.pnp_threshold_px,
             )
-        if self.fe.scale == "height" and not self.stereo:
+        if self._road is not None:
+            self._correct_gt_scale(kf)  # the road odometer plays the ground truth's part
+        elif self.fe.scale == "height" and not self.stereo:
             self._correct_height_scale(kf)
         if self._gt_chain:
             self._correct_gt_scale(kf)
