@@ -4,7 +4,8 @@ initialise (mono: two views, essential + cheirality + homography check; stereo: 
 -> per frame: project the map with the constant-velocity prediction, guided matching,
    PnP-RANSAC + motion-only LM, a second reprojection search
 -> mono: a weak PnP pose is checked against the two-view motion (motion_check)
--> scale (mono gt: per-step length; height: ground plane at keyframes)
+-> scale (mono gt: per-step length from the ground truth; height: per-step length measured on
+   the road (road_scale), or without images a ground plane fitted to map points at keyframes)
 -> keyframe? (parallax / tracked-ratio drop): triangulate new points, local BA (local_ba),
    scale correction (map_scale), cull.
 """
@@ -424,14 +425,13 @@ class MapTracker:
     def _measure_road(self, gray: np.ndarray | None, T_map_cur: np.ndarray) -> None:
         """Advance the road odometer by this frame's step: measured on the road when it gives
         an answer, else the map's own step (map units are metres once corrected)."""
-        if self._frames_since_track != 1:  # frames in between were not tracked
-            step = T_map_cur[:3, 3] - self._T_map_last[:3, 3]
-            self._odometer_m += float(np.linalg.norm(step))
-            return
         T_cur_prev = invert(T_map_cur) @ self._T_map_last
-        road = self._road_step(self._prev_gray, gray, T_cur_prev)
-        step = float(np.linalg.norm(T_cur_prev[:3, 3]))
-        self._odometer_m += road.length_m if road is not None else step
+        length = float(np.linalg.norm(T_cur_prev[:3, 3]))
+        if self._frames_since_track == 1:  # else frames in between were not tracked
+            road = self._road_step(self._prev_gray, gray, T_cur_prev)
+            length = road.length_m if road is not None else length
+        self._odometer_m += length
+        self._gt_since_track = length  # the output chain takes it like a ground-truth length
 
     def _needs_two_view_check(self, num_inliers: int) -> bool:
         """Weak monocular PnP right after a tracked frame (the two views are consecutive)."""
@@ -517,7 +517,10 @@ class MapTracker:
 
     @property
     def _gt_chain(self) -> bool:
-        return self.fe.scale == "gt" and not self.stereo
+        """Output steps take external lengths: the ground truth's, or the road's."""
+        if self.stereo:
+            return False
+        return self.fe.scale == "gt" or self._road is not None
 
     def _commit(self, T_map_cur: np.ndarray) -> np.ndarray:
         """Record a tracked map-frame pose and return the output pose. Scale "gt": the rotation
@@ -583,12 +586,10 @@ class MapTracker:
                 self.baseline_m if self.stereo else 0.0,
                 self.fe.pnp_threshold_px,
             )
-        if self._road is not None:
-            self._correct_gt_scale(kf)  # the road odometer plays the ground truth's part
+        if self._has_odometer:  # ground truth's or the road's path length
+            self._correct_gt_scale(kf)
         elif self.fe.scale == "height" and not self.stereo:
             self._correct_height_scale(kf)
-        if self._gt_chain:
-            self._correct_gt_scale(kf)
         self.map.cull(inp.index)
         return (t1 - t0), (time.perf_counter() - t1)
 

@@ -10,6 +10,12 @@ minimises 1 - ZNCC, refined by a parabola. The road is nearly textureless for co
 few map points lie on it (on KITTI 06 none within 5 m laterally), but asphalt has enough texture
 for dense alignment.
 
+The camera's pitch relative to the road shifts every step alike (KITTI's camera looks about 1
+degree further down than a level mounting: +8 % in length). So after each accepted step the pitch
+is probed: the cost at the pitch +- PITCH_PROBE_RAD (s re-searched near its value) gives a
+parabola whose minimum is this frame's pitch estimate, and the pitch in use is the median of the
+last PITCH_WINDOW estimates (self-calibration from images only).
+
 A step is rejected (None) when the minimum sits at the end of the search range, when the best
 match is poor (ZNCC below MIN_ZNCC), or when the cost curve has no clear dip (something other than
 road fills the patch, or the camera barely moved).
@@ -17,6 +23,7 @@ road fills the patch, or the camera barely moved).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -31,6 +38,10 @@ SEARCH_STEP = 0.02
 MIN_ZNCC = 0.5
 MIN_DIP = 0.05  # median cost minus best cost
 MIN_PATCH_PIXELS = 200
+PITCH_PROBE_RAD = np.radians(0.5)
+PITCH_WINDOW = 25
+PITCH_S_SPAN = 0.1  # s searched within +-10 % of the step's value while probing the pitch
+MAX_PITCH_RAD = np.radians(5.0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class RoadScale:
         )
         self.patch_px = pix[roi]  # (P, 3) homogeneous pixels of the previous image
         self._s_grid = np.arange(0.0, MAX_STEP_HEIGHTS + 1e-9, SEARCH_STEP)
+        self._pitch_estimates: deque[float] = deque(maxlen=PITCH_WINDOW)
+        self.pitch_rad = 0.0  # estimated pitch of the road normal about the camera x axis
 
     @property
     def usable(self) -> bool:
@@ -91,12 +104,31 @@ class RoadScale:
         if ref is None:
             return None
         cur = np.asarray(cur_gray, np.float32)
-        # All candidate warps at once: (S, P, 3) pixels in the current image.
+        normal = self._normal(self.pitch_rad)
+        cost = self._costs(ref, cur, R, t_hat, normal, self._s_grid)
+        k = int(np.argmin(cost))
+        if not np.isfinite(cost[k]) or k == 0 or k == len(cost) - 1:
+            return None
+        if not (np.isfinite(cost[k - 1]) and np.isfinite(cost[k + 1])):
+            return None
+        if 1.0 - cost[k] < MIN_ZNCC or np.median(cost[np.isfinite(cost)]) - cost[k] < MIN_DIP:
+            return None
+        s = self._s_grid[k] + SEARCH_STEP * _parabola_offset(cost[k - 1 : k + 2])
+        self._probe_pitch(ref, cur, R, t_hat, s)
+        return RoadStep(s * self.height_m, 1.0 - float(cost[k]))
+
+    def _normal(self, pitch_rad: float) -> np.ndarray:
+        c, sn = np.cos(pitch_rad), np.sin(pitch_rad)
+        Rx = np.array([[1.0, 0.0, 0.0], [0.0, c, -sn], [0.0, sn, c]])
+        return Rx @ self.normal
+
+    def _costs(self, ref, cur, R, t_hat, normal, s_values) -> np.ndarray:
+        """1 - ZNCC of the road patch for each s in `s_values` (inf where it leaves the image)."""
         A = self.K @ R @ self.K_inv  # the s = 0 (rotation-only) part
-        B = self.K @ np.outer(t_hat, self.normal) @ self.K_inv
+        B = self.K @ np.outer(t_hat, normal) @ self.K_inv
         base = self.patch_px @ A.T
         slope = self.patch_px @ B.T
-        q = base[None] + self._s_grid[:, None, None] * slope[None]
+        q = base[None] + np.asarray(s_values)[:, None, None] * slope[None]  # (S, P, 3)
         z = q[..., 2]
         valid_z = z > 1e-6
         uv = q[..., :2] / np.where(valid_z, z, 1.0)[..., None]
@@ -109,24 +141,52 @@ class RoadScale:
             borderValue=-1.0,
         )  # (S, P)
         inside = valid_z & (samples >= 0.0)
-        cost = np.full(len(self._s_grid), np.inf)
-        for k in range(len(self._s_grid)):
+        cost = np.full(len(s_values), np.inf)
+        for k in range(len(s_values)):
             if inside[k].mean() < 0.9:
                 continue
             b = _standardised(samples[k][inside[k]])
             if b is not None:
                 cost[k] = 1.0 - float((ref[inside[k]] * b).mean())
-        k = int(np.argmin(cost))
-        if not np.isfinite(cost[k]) or k == 0 or k == len(cost) - 1:
-            return None
-        if not (np.isfinite(cost[k - 1]) and np.isfinite(cost[k + 1])):
-            return None
-        if 1.0 - cost[k] < MIN_ZNCC or np.median(cost[np.isfinite(cost)]) - cost[k] < MIN_DIP:
-            return None
-        curvature = cost[k - 1] - 2.0 * cost[k] + cost[k + 1]
-        offset = 0.5 * (cost[k - 1] - cost[k + 1]) / curvature if curvature > 0 else 0.0
-        s = self._s_grid[k] + SEARCH_STEP * float(np.clip(offset, -0.5, 0.5))
-        return RoadStep(s * self.height_m, 1.0 - float(cost[k]))
+        return cost
+
+    def _probe_pitch(self, ref, cur, R, t_hat, s: float) -> None:
+        """The best cost over s near its value at the pitch in use and +- the probe."""
+        s_values = s * np.linspace(1.0 - PITCH_S_SPAN, 1.0 + PITCH_S_SPAN, 21)
+        curve = np.array(
+            [
+                _interpolated_min(self._costs(ref, cur, R, t_hat, self._normal(pitch), s_values))
+                for pitch in self.pitch_rad + PITCH_PROBE_RAD * np.array([-1.0, 0.0, 1.0])
+            ]
+        )
+        if not np.all(np.isfinite(curve)):
+            return
+        estimate = self.pitch_rad + PITCH_PROBE_RAD * _parabola_offset(curve)
+        self._pitch_estimates.append(estimate)
+        self.pitch_rad = float(
+            np.clip(np.median(self._pitch_estimates), -MAX_PITCH_RAD, MAX_PITCH_RAD)
+        )
+
+
+def _interpolated_min(cost: np.ndarray) -> float:
+    """Minimum of a sampled cost curve, refined by a parabola through the best sample and its
+    neighbours (a coarse grid would otherwise add its own jitter to the comparison)."""
+    k = int(np.argmin(cost))
+    if 0 < k < len(cost) - 1 and np.all(np.isfinite(cost[k - 1 : k + 2])):
+        c = cost[k - 1 : k + 2]
+        curvature = c[0] - 2.0 * c[1] + c[2]
+        if curvature > 0:
+            return float(c[1] - (c[0] - c[2]) ** 2 / (8.0 * curvature))
+    return float(cost[k])
+
+
+def _parabola_offset(c: np.ndarray) -> float:
+    """Sub-sample offset in [-1, 1] of the minimum of a parabola through 3 equally spaced
+    costs (0 when they are not convex); beyond +-1 the minimum lies outside, so it is clipped."""
+    curvature = c[0] - 2.0 * c[1] + c[2]
+    if not curvature > 0:
+        return 0.0 if c[0] == c[2] else float(np.sign(c[0] - c[2]))
+    return float(np.clip(0.5 * (c[0] - c[2]) / curvature, -1.0, 1.0))
 
 
 def _standardised(values: np.ndarray) -> np.ndarray | None:
