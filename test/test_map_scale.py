@@ -53,3 +53,18 @@ def test_height_factor_from_a_ground_plane():
     m.add_keyframe(kf)
     factor = height_scale_factor(m, kf, 1.65, rng)
     assert factor is not None and abs(factor - 2.0) < 0.02
+
+
+def test_ground_truth_motion_overrides_a_still_looking_frame():
+    # Seen on KITTI 06 with a weaker TPR checkpoint: 38 matches that barely moved declared the
+    # frame stationary although the ground truth had moved the car 1.2 m; with scale "gt" the
+    # output step then had zero length and the constant-velocity model froze.
+    from tpr_vo.config import VoConfig, replace
+    from tpr_vo.map_tracker import MapTracker
+    from tpr_vo.types import CameraIntrinsics
+
+    intr = CameraIntrinsics(700.0, 700.0, 320.0, 240.0, 640, 480)
+    for scale, step_m, moving in (("gt", 1.2, True), ("gt", 0.0, False), ("none", 0.0, False)):
+        tracker = MapTracker(replace(VoConfig(), **{"frontend.scale": scale}), intr)
+        tracker._gt_since_track = step_m
+        assert tracker._gt_says_moving() is moving

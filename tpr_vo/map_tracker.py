@@ -61,6 +61,7 @@ HEIGHT_SCALE_GAIN = 0.5  # fraction (log scale) of a ground-plane scale correcti
 GT_SCALE_GAIN = 1.0  # fraction (log scale) of the ground-truth scale correction per keyframe
 UPDATE_DESCRIPTORS = True  # a matched map point takes the descriptor of its latest view
 JOINT_MIN_INLIER_RATIO = 0.8  # joint refinement kept if it keeps this share of PnP inliers
+MIN_MOVING_STEP_M = 0.01  # scale "gt": a longer ground-truth step is motion
 UNVERIFIED_MIN_INLIERS = 50  # mono: fewer PnP inliers and no two-view check = untracked
 
 
@@ -368,7 +369,7 @@ class MapTracker:
                     matching_ms=matching_s * 1e3,
                     geometry_ms=(geometry_s + time.perf_counter() - t5) * 1e3,
                 )
-        if self._is_stationary(ids, kp[in_kidx]):
+        if not self._gt_says_moving() and self._is_stationary(ids, kp[in_kidx]):
             T_world_cur = self._T_map_last.copy()
         elif self._road is not None:
             self._measure_road(inp.gray, T_world_cur)
@@ -480,6 +481,12 @@ class MapTracker:
     def _remember_observations(self, ids: np.ndarray, px: np.ndarray) -> None:
         ok = ids >= 0
         self._last_ids, self._last_px = ids[ok].copy(), np.asarray(px, np.float64)[ok].copy()
+
+    def _gt_says_moving(self) -> bool:
+        """Scale "gt": the ground truth moved the camera, so still-looking matches (too few, or
+        all far away) must not freeze it; the output step would be zero while the ground truth
+        length is not."""
+        return self.fe.scale == "gt" and self._gt_since_track > MIN_MOVING_STEP_M
 
     def _is_stationary(self, ids: np.ndarray, px: np.ndarray) -> bool:
         """Median image motion of the tracked points since the last frame below threshold."""
