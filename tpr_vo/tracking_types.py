@@ -17,7 +17,8 @@ class TrackInput:
     T_world_pred: (4, 4) constant-velocity prediction of this frame's camera pose.
     T_world_last: (4, 4) pose of the previous output frame (tracked or predicted).
     step_length_m: ground-truth translation length since the previous frame (scale "gt" only).
-    gray / right_gray: (H, W) uint8 images the features came from (stereo sub-pixel disparity).
+    gray / right_gray: (H, W) uint8 images the features came from (stereo sub-pixel disparity,
+    the road-measured height scale).
     """
 
     index: int
