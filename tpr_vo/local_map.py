@@ -14,8 +14,9 @@ import numpy as np
 class Keyframe:
     """index: input frame index; T_world_cam: (4, 4); keypoints_px: (N, 2); descriptors: (N, D);
     point_ids: (N,) int64 map point observed by each keypoint (-1 none); right_x_px: (N,) float64
-    x of the stereo match in the right image (NaN when none / mono); odometer_m: ground-truth
-    path length travelled up to this frame (monocular scale "gt" only, else NaN)."""
+    x of the stereo match in the right image (NaN when none / mono); odometer_m: path length
+    travelled up to this frame, from the ground truth (scale "gt") or measured on the road
+    (scale "height" with road_scale); NaN otherwise."""
 
     index: int
     T_world_cam: np.ndarray
@@ -24,7 +25,7 @@ class Keyframe:
     point_ids: np.ndarray
     right_x_px: np.ndarray
     num_tracked: int = 0
-    odometer_m: float = float("nan")  # ground-truth path length at this frame (scale "gt")
+    odometer_m: float = float("nan")  # path length at this frame (scale "gt" / road), or NaN
 
 
 class LocalMap:

@@ -1,7 +1,8 @@
 """Scale corrections of a monocular map, applied at keyframes (as factors about the keyframe).
 
 height: the camera's known height above a ground plane fitted to the keyframe's points;
-gt: the ground-truth path length since the oldest window keyframe (scale "gt" only).
+gt: the odometer's path length since the oldest window keyframe (the ground truth's with scale
+"gt", the road's with scale "height" and road_scale).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def height_scale_factor(
 
 def gt_scale_factor(local_map: LocalMap, kf: Keyframe) -> float | None:
     """Factor that makes the map distance from the oldest window keyframe to `kf` equal the
-    ground-truth path length between them, so monocular scale drift cannot shrink the map
-    until tracking breaks. The map distance is a chord; on a car it differs from the path
-    length by well under 1 % over a window of a few metres."""
+    odometer's (ground-truth or road-measured) path length between them, so monocular scale
+    drift cannot shrink the map until tracking breaks. The map distance is a chord; on a car it
+    differs from the path length by well under 1 % over a window of a few metres."""
     refs = [k for k in local_map.keyframes[:-1] if np.isfinite(k.odometer_m)]
     if not refs or not np.isfinite(kf.odometer_m):
         return None

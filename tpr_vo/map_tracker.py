@@ -91,18 +91,16 @@ class MapTracker:
         self.map = LocalMap(self.fe.max_map_points, max(self.fe.ba_window, 2) + 2)
         self._rng = np.random.default_rng(self.cfg.seed)
         self._initialized = False
-        self._init_ref: tuple[int, Features, np.ndarray] | None = None
+        # Mono init reference: frame index, features, predicted pose, image (road scale).
+        self._init_ref: tuple[int, Features, np.ndarray, np.ndarray | None] | None = None
         self._gt_since_ref = 0.0
         # Path length so far: ground truth (scale "gt") or the road odometer (road scale).
         self._odometer_m = 0.0
         self._step_hint = 0.0  # typical per-frame translation (map units) for re-init scale
         self._last_ids = np.zeros(0, np.int64)
         self._last_px = np.zeros((0, 2))
-        self._pending_right: Features | None = None
-        self._pending_images: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._prev_features: Features | None = None  # last tracked frame (two-view check)
         self._prev_gray: np.ndarray | None = None  # its image (road scale)
-        self._init_gray: np.ndarray | None = None  # the mono init reference's image
         # Map-frame pose of the last tracked frame and the per-frame motion in the map frame.
         # With scale "gt" the output chain differs from the map frame: it composes the map-frame
         # steps with ground-truth lengths (the map itself is never rescaled per frame).
@@ -133,8 +131,6 @@ class MapTracker:
             self._gt_since_ref += float(inp.step_length_m)
             self._gt_since_track += float(inp.step_length_m)
         self._frames_since_track += 1
-        self._pending_right = inp.right_features
-        self._pending_images = (inp.gray, inp.right_gray)
         if not self._initialized:
             return self._init_stereo(inp) if self.stereo else self._init_mono(inp)
         return self._track_map(inp)
@@ -144,7 +140,7 @@ class MapTracker:
         t0 = time.perf_counter()
         kf = self._make_keyframe(inp, inp.T_world_pred)
         t1 = time.perf_counter()
-        added = self._add_stereo_points(kf, inp.index)
+        added = self._add_stereo_points(kf, inp)
         out = TrackOutput(inp.T_world_pred, "initializing", matching_ms=(t1 - t0) * 1e3)
         if added < self.fe.min_inliers:
             self.map.clear()
@@ -163,11 +159,10 @@ class MapTracker:
     def _init_mono(self, inp: TrackInput) -> TrackOutput:
         fe = self.fe
         if self._init_ref is None or inp.index - self._init_ref[0] > MAX_INIT_WAIT_FRAMES:
-            self._init_ref = (inp.index, inp.features, inp.T_world_pred.copy())
-            self._init_gray = inp.gray
+            self._init_ref = (inp.index, inp.features, inp.T_world_pred.copy(), inp.gray)
             self._gt_since_ref = 0.0
             return TrackOutput(inp.T_world_pred, "initializing", covariance_6x6=np.eye(6) * 1e-9)
-        ref_index, ref, T_world_ref = self._init_ref
+        ref_index, ref, T_world_ref, ref_gray = self._init_ref
         t0 = time.perf_counter()
         m = match_descriptors(ref.descriptors, inp.features.descriptors, self.cfg.matching)
         t1 = time.perf_counter()
@@ -211,7 +206,7 @@ class MapTracker:
             out.geometry_ms = (time.perf_counter() - t1) * 1e3
             return out
         scale = self._init_scale(inp.index - ref_index)
-        road = self._road_step(self._init_gray, inp.gray, T_1_0)
+        road = self._road_step(ref_gray, inp.gray, T_1_0)
         if road is not None:
             scale = road.length_m / float(np.linalg.norm(T_1_0[:3, 3]))
         elif fe.scale == "height":
@@ -577,7 +572,7 @@ class MapTracker:
         kf.point_ids[in_kidx] = ids
         kf.num_tracked = len(ids)
         if self.stereo:
-            self._add_stereo_points(kf, inp.index)
+            self._add_stereo_points(kf, inp)
         t1 = time.perf_counter()
         # Stereo keyframes bring their own metric points; monocular ones triangulate against
         # recent keyframes, oldest (widest baseline, best-conditioned depth) first.
@@ -600,10 +595,10 @@ class MapTracker:
         self.map.cull(inp.index)
         return (t1 - t0), (time.perf_counter() - t1)
 
-    def _add_stereo_points(self, kf: Keyframe, index: int) -> int:
-        """Stereo-match the keyframe, record right x, and add points for unmapped keypoints."""
-        # The right features were extracted by VisualOdometry; they ride along on the keyframe.
-        right = self._pending_right
+    def _add_stereo_points(self, kf: Keyframe, inp: TrackInput) -> int:
+        """Stereo-match the keyframe (made from `inp`) with the right image's features (extracted
+        by VisualOdometry), record right x, and add points for unmapped keypoints."""
+        right = inp.right_features
         if right is None or len(right) == 0:
             return 0
         sm = match_stereo(
@@ -617,10 +612,9 @@ class MapTracker:
             return 0
         left_px = kf.keypoints_px[sm.index_a]
         right_px = right.keypoints_px[sm.index_b].astype(np.float64)
-        left_gray, right_gray = self._pending_images
         refined = np.ones(len(sm), bool)
-        if self.fe.stereo_subpixel and left_gray is not None and right_gray is not None:
-            right_x, refined = refine_right_x(left_gray, right_gray, left_px, right_px[:, 0])
+        if self.fe.stereo_subpixel and inp.gray is not None and inp.right_gray is not None:
+            right_x, refined = refine_right_x(inp.gray, inp.right_gray, left_px, right_px[:, 0])
             right_px[:, 0] = right_x
         # Depth from a few pixels of disparity is too uncertain to anchor the map: like
         # ORB-SLAM, only "close" points (within STEREO_MAX_DEPTH_BASELINES baselines) are used.
@@ -634,7 +628,9 @@ class MapTracker:
         if not new.any():
             return 0
         ids = self.map.add_points(
-            transform_points(kf.T_world_cam, pts_cam[new]), kf.descriptors[sm.index_a[new]], index
+            transform_points(kf.T_world_cam, pts_cam[new]),
+            kf.descriptors[sm.index_a[new]],
+            inp.index,
         )
         kf.point_ids[sm.index_a[new]] = ids
         return int(new.sum())

@@ -19,7 +19,7 @@ import numpy as np
 
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.essential import estimate_relative_pose
-from tpr_vo.geometry.se3 import invert, make_T
+from tpr_vo.geometry.se3 import angle_between_deg, invert, make_T, rotation_angle_deg
 from tpr_vo.matching import match_descriptors, match_guided, shuffled_pixel_pairs
 from tpr_vo.types import Features
 
@@ -79,17 +79,6 @@ class CheckResult:
     direction_diff_deg: float
 
 
-def _angle_deg(R: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
-
-
-def _direction_diff_deg(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na < 1e-12 or nb < 1e-12:
-        return 0.0
-    return float(np.degrees(np.arccos(np.clip(a @ b / (na * nb), -1.0, 1.0))))
-
-
 def check_against_two_view(
     cfg: VoConfig,
     K: np.ndarray,
@@ -134,7 +123,7 @@ def check_against_two_view(
 
 def _disagreement(T_a: np.ndarray, R_b: np.ndarray, t_b: np.ndarray) -> tuple[float, float]:
     """Rotation angle and translation-direction angle (degrees) between two motions."""
-    return _angle_deg(T_a[:3, :3].T @ R_b), _direction_diff_deg(T_a[:3, 3], t_b)
+    return rotation_angle_deg(T_a[:3, :3].T @ R_b), angle_between_deg(T_a[:3, 3], t_b)
 
 
 def _normalised(diffs: tuple[float, float]) -> float:
