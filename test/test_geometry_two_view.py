@@ -245,3 +245,48 @@ def test_float_matching_cosine():
     m = match_descriptors(d, noisy[::-1], MatchingConfig())
     assert len(m) == 100
     assert np.array_equal(99 - m.index_b, m.index_a)
+
+
+def _reference_mutual_ratio(dist: np.ndarray, ratio: float, max_d: float):
+    """Slow textbook version: full sort per row, argmin per column (first index on ties)."""
+    pairs = []
+    col_best = dist.argmin(axis=0)
+    for i, row in enumerate(dist):
+        order = np.argsort(row, kind="stable")
+        j, d1, d2 = order[0], row[order[0]], row[order[1]]
+        if d1 <= max_d and d1 < ratio * d2 and col_best[j] == i:
+            pairs.append((i, j))
+    return pairs
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_brute_force_matches_reference(binary):
+    """The fast mutual check (column minimum by value, ties to the first row) gives exactly the
+    textbook result, including Hamming ties and non-unit float descriptors."""
+    from tpr_vo.matching import distance_matrix, match_descriptors, max_distance
+
+    rng = np.random.default_rng(10 + binary)
+    if binary:
+        a = rng.integers(0, 256, (300, 4), dtype=np.uint8)  # 32 bits: many equal distances
+        b = a[rng.permutation(300)[:200]] ^ (rng.random((200, 4)) < 0.1).astype(np.uint8)
+    else:
+        a = rng.normal(size=(300, 8)).astype(np.float32)  # not unit length
+        b = a[rng.permutation(300)[:200]] + 0.3 * rng.normal(size=(200, 8)).astype(np.float32)
+    a = np.concatenate([a, a[:30]])  # exact duplicates: b's nearest is the first copy only
+    cfg = MatchingConfig(ratio=0.95)
+    m = match_descriptors(a, b, cfg)
+    ref = _reference_mutual_ratio(distance_matrix(a, b), cfg.ratio, max_distance(binary, cfg))
+    assert len(ref) > 20
+    assert list(zip(m.index_a.tolist(), m.index_b.tolist())) == [(int(i), int(j)) for i, j in ref]
+
+
+def test_brute_force_mutual_tie_goes_to_first_row():
+    """Row 0 is 4 bits from both b's, row 1 is 4 bits from b1 and 12 from b0: b1's nearest is
+    row 0 (the first of the tie), so row 1 -> b1 is not mutual, as with a column argmin."""
+    from tpr_vo.matching import match_descriptors
+
+    a = np.array([[0x0F, 0x00], [0xFF, 0x0F]], np.uint8)
+    b = np.array([[0x00, 0x00], [0xFF, 0x00]], np.uint8)
+    assert len(match_descriptors(a, b, MatchingConfig(ratio=0.95))) == 0
+    # Without the tie, row 1 -> b1 is mutual.
+    assert len(match_descriptors(a[1:], b, MatchingConfig(ratio=0.95))) == 1

@@ -132,7 +132,17 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     # Nearest and second nearest per row by two argmin passes (no full sort or partition).
     best = dist.argmin(axis=1)
     best_d = dist[rows, best].copy()
-    back = dist.argmin(axis=0) if cfg.mutual else None
+    # Mutual check by value: row i is b's nearest when it reaches the column minimum (a column
+    # reduction is a fast pass over the rows; a column argmin copies the matrix). Ties go to
+    # the first row, as argmin picks: integer Hamming distances get a row offset below 1.
+    mutual = None
+    if cfg.mutual:
+        row_offset = np.arange(len(rows), dtype=np.float32) / (len(rows) + 1) if binary else 0.0
+        col_key = dist + row_offset[:, None] if binary else dist
+        reaches = np.flatnonzero(best_d + row_offset <= col_key.min(axis=0)[best])
+        _, first = np.unique(best[reaches], return_index=True)  # exact float duplicates
+        mutual = np.zeros(len(rows), bool)
+        mutual[reaches[first]] = True
     dist[rows, best] = np.inf
     second_d = dist.min(axis=1)
     if not binary:
@@ -140,8 +150,8 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     keep = best_d <= max_distance(binary, cfg)
     if cfg.ratio < 1.0:
         keep &= best_d < cfg.ratio * second_d
-    if back is not None:
-        keep &= back[best] == rows
+    if mutual is not None:
+        keep &= mutual
     return Matches(rows[keep].astype(np.int64), best[keep].astype(np.int64), best_d[keep])
 
 
@@ -150,8 +160,12 @@ def _squared_l2(desc_a: np.ndarray, desc_b: np.ndarray) -> np.ndarray:
     b = desc_b.astype(np.float32)
     sq = a @ b.T
     sq *= -2.0
-    sq += (a * a).sum(1)[:, None]
-    sq += (b * b).sum(1)[None, :]
+    norm_a, norm_b = (a * a).sum(1), (b * b).sum(1)
+    if np.allclose(norm_a, 1.0, atol=1e-5) and np.allclose(norm_b, 1.0, atol=1e-5):
+        sq += 2.0  # unit vectors (learned descriptors): one pass instead of two
+    else:
+        sq += norm_a[:, None]
+        sq += norm_b[None, :]
     return np.maximum(sq, 0.0, out=sq)
 
 
