@@ -67,6 +67,23 @@ def test_fixed_size_export_from_checkpoint_with_stride_4(tmp_path):
         session.run(None, {"image": np.zeros((1, 1, 64, 64), np.float32)})
 
 
+def test_fine_detector_starts_as_the_base_model_and_exports(tmp_path):
+    """The fine branch's last conv starts at zero: a base checkpoint's weights give the same
+    outputs. Once trained (non-zero), its pixel-unshuffle graph exports with parity."""
+    base, fine = random_model(seed=2), random_model(seed=3, fine_width=16)
+    missing = fine.load_state_dict(base.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("fine_head.") for k in missing)
+    x = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(base(x)[0], fine(x)[0])
+        torch.nn.init.normal_(fine.fine_head[-1].weight, std=0.5)
+        assert not torch.allclose(base(x)[0], fine(x)[0], atol=1e-3)
+    report = export_onnx(fine, tmp_path / "fine.onnx", opset=17)
+    assert report.passed, report.summary()
+    assert report.max_abs_score_diff < 1e-4
+    assert json.loads(onnx_metadata(tmp_path / "fine.onnx")["tpr_vo.arch"])["fine_width"] == 16
+
+
 def test_export_command_writes_model_and_parity_report(tmp_path, capsys):
     save_checkpoint(tmp_path / "m.pt", random_model(seed=2), {"note": "test"})
     assert main(["export", str(tmp_path / "m.pt")]) == 0

@@ -50,6 +50,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--width", type=int, default=d.width, help="channels at 1/4 resolution")
     p.add_argument("--depth", type=int, default=d.depth, help="extra 3x3 convs at 1/8")
     p.add_argument("--descriptor-dim", type=int, default=d.descriptor_dim)
+    p.add_argument(
+        "--fine-width",
+        type=int,
+        default=d.fine_width,
+        help="channels of the fine detector branch on each 8x8 cell's pixels (0 = none)",
+    )
     p.add_argument("--descriptor-stride", type=int, choices=(4, 8), default=d.descriptor_stride)
     p.add_argument("--ema", type=float, default=d.ema_base, help="EMA tau at step 0")
     p.add_argument("--ema-schedule", choices=("cosine", "constant"), default=d.ema_schedule)
@@ -155,6 +161,7 @@ def config_from_args(args):
         depth=args.depth,
         descriptor_dim=args.descriptor_dim,
         descriptor_stride=args.descriptor_stride,
+        fine_width=args.fine_width,
         ema_base=args.ema,
         ema_schedule=args.ema_schedule,
         labels=args.labels,

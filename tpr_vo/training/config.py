@@ -22,6 +22,7 @@ class TrainConfig:
     descriptor_dim: int = 64
     descriptor_stride: int = 8
     depth: int = 2
+    fine_width: int = 0  # > 0: fine detector branch on the 8x8 cell pixels (TPRNet)
     ema_base: float = 0.99  # tau at step 0
     ema_schedule: str = "cosine"  # cosine (tau -> 1) | constant
     labels: str = "soft"  # soft | hard

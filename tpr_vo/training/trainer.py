@@ -126,7 +126,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     torch.manual_seed(cfg.seed)
     net = TPRNet(
         width=cfg.width, descriptor_dim=cfg.descriptor_dim,
-        descriptor_stride=cfg.descriptor_stride, depth=cfg.depth,
+        descriptor_stride=cfg.descriptor_stride, depth=cfg.depth, fine_width=cfg.fine_width,
     )  # fmt: skip
     learner = TPRLearner(net).to(device)
     trainable = [p for p in learner.parameters() if p.requires_grad]
