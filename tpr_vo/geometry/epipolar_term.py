@@ -21,6 +21,10 @@ import numpy as np
 from tpr_vo.geometry.se3 import invert, make_T, so3_exp
 
 STEP = 1e-6  # central-difference step (map units / radians)
+# exp(+-STEP e_i) for the 6 axes, +steps first: the 12 perturbations, built once.
+_PERTURBATIONS = np.stack(
+    [make_T(so3_exp(d[3:]), d[:3]) for d in np.concatenate([np.eye(6), -np.eye(6)]) * STEP]
+)
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,7 @@ class EpipolarTerm:
     def jacobian(self, T_cam_world: np.ndarray) -> np.ndarray:
         """(N, 6) d(residual)/d(delta) for T <- exp(delta) T, by central differences (all 12
         perturbed poses in one batched evaluation)."""
-        steps = np.concatenate([np.eye(6), -np.eye(6)]) * STEP
-        poses = np.stack([make_T(so3_exp(d[3:]), d[:3]) @ T_cam_world for d in steps])
-        r = self._residuals(poses)  # (12, N)
+        r = self._residuals(_PERTURBATIONS @ T_cam_world)  # (12, N)
         return ((r[:6] - r[6:]) / (2 * STEP)).T
 
     def _residuals(self, poses_cam_world: np.ndarray) -> np.ndarray:
