@@ -6,6 +6,9 @@ seeds. Writes a Markdown table to stdout and the raw per-run metrics as JSON.
     python benchmarks/compare_features.py ../shared/data/kitti/dataset/sequences/06 \
         --features tpr orb sift --runs "mono gt" "mono height" stereo --seeds 0 1 2 \
         --json benchmarks/results/compare_kitti06.json
+    # any config key, e.g. a fast profile or another model:
+    python benchmarks/compare_features.py SEQ --set features.max_keypoints=1000 \
+        --set features.model_path=runs/x/model.onnx
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config
@@ -24,9 +28,12 @@ from tpr_vo.features import create_backend
 from tpr_vo.pipeline import OfflinePipeline
 
 
-def run_one(sequence, features: str, run: str, frontend: str, seed: int, backend) -> dict:
+def run_one(
+    sequence, features: str, run: str, frontend: str, seed: int, backend, extra: dict | None = None
+) -> dict:
     mode, _, scale = run.partition(" ")
-    overrides = {
+    overrides = dict(extra or {})
+    overrides |= {
         "features.kind": features,
         "frontend.mode": mode,
         "frontend.scale": scale or "none",
@@ -55,20 +62,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frontend", default="map", choices=["map", "f2f"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--json", help="write every run's metrics here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override (dotted key, YAML value), repeatable",
+    )
     args = parser.parse_args(argv)
+    extra = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        extra[key] = yaml.safe_load(value)
 
     sequence = open_sequence(args.sequence)
     records = []
     for features in args.features:
-        backend = create_backend(load_config(None, {"features.kind": features}).features)
+        backend = create_backend(load_config(None, extra | {"features.kind": features}).features)
         for run in args.runs:
             for seed in args.seeds:
-                rec = run_one(sequence, features, run, args.frontend, seed, backend)
+                rec = run_one(sequence, features, run, args.frontend, seed, backend, extra)
                 records.append(rec)
                 print(f"{features:5s} {run:12s} seed {seed}: ATE {rec['ate_rmse_m']:.3f} m, "
                       f"RPE rot {rec['rpe_rot_deg']:.3f} deg, tracked {rec['tracked_frames']}, "
                       f"{rec['fps']:.1f} FPS", file=sys.stderr, flush=True)  # fmt: skip
-    print(f"\n{Path(args.sequence).name}, frontend {args.frontend}, seeds {args.seeds}\n")
+    print(f"\n{Path(args.sequence).name}, frontend {args.frontend}, seeds {args.seeds}")
+    print(f"overrides: {extra}\n" if extra else "")
     print("| features | run | ATE RMSE (m) | RPE rot (deg/frame) | tracked | FPS |")
     print("|---|---|---|---|---|---|")
     for features in args.features:

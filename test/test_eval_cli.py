@@ -165,3 +165,24 @@ def test_mma_cli_json_and_plot(tmp_path, capsys):
 def test_mma_cli_missing_folder(tmp_path, capsys):
     assert main(["mma", str(tmp_path / "absent"), "--features", "orb"]) == 1
     assert "absent: not a folder" in capsys.readouterr().err
+
+
+def test_mma_cli_model_option(tmp_path, capsys):
+    """--model evaluates another checkpoint; a missing one is named in the error."""
+    torch = pytest.importorskip("torch")
+    from test_eval_mma import H_KNOWN, write_pair
+
+    from tpr_vo.features.model import TPRNet, save_checkpoint
+
+    folder = write_pair(tmp_path / "set", H_KNOWN)
+    missing = tmp_path / "absent.pt"
+    assert main(["mma", str(folder), "--features", "tpr", "--model", str(missing)]) == 1
+    assert "absent.pt" in capsys.readouterr().err
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "net.pt", TPRNet(width=8, descriptor_dim=16).eval(), {})
+    out_json = tmp_path / "m.json"
+    model = str(tmp_path / "net.pt")
+    rc = main(["mma", str(folder), "--features", "tpr", "--backend", "torch", "--model", model,
+               "--max-keypoints", "300", "--json", str(out_json)])  # fmt: skip
+    assert rc == 0
+    assert json.loads(out_json.read_text())["results"][0]["keypoints"] <= 300

@@ -11,6 +11,7 @@ HELP = "mean matching accuracy (MMA@1..10) on HPatches-layout folders"
 EPILOG = """examples:
   tpr-vo mma ../shared/data/homography/v_graf --features sift
   tpr-vo mma ../shared/data/homography/v_graf --features tpr orb sift --json m.json --plot m.png
+  tpr-vo mma ../shared/data/homography/v_graf --features tpr --model runs/x/model.onnx
 
 SET is a folder with images 1..6 (1.ppm ...) and homographies H_1_2 .. H_1_6. Matches are mutual
 nearest neighbours (Hamming for ORB); MMA@t is the fraction of matches within t px of the
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
         help="tpr backend",
     )
     p.add_argument("--max-keypoints", type=int, default=2000, help="features per image")
+    p.add_argument(
+        "--model", default="", help="TPR model (.onnx or .pt; default: the shipped model)"
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write the MMA-vs-threshold curve as PNG")
     p.set_defaults(func=run)
@@ -51,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for kind in args.features:
         cfg = dataclasses.replace(
-            FeaturesConfig(), kind=kind, backend=args.backend, max_keypoints=args.max_keypoints
+            FeaturesConfig(),
+            kind=kind,
+            backend=args.backend,
+            max_keypoints=args.max_keypoints,
+            model_path=args.model if kind == "tpr" else "",
         )
         try:
             backend = create_backend(cfg)
