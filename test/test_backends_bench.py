@@ -30,6 +30,7 @@ def test_bench_json_and_table(kitti06, random_onnx, tmp_path, capsys):
     assert main([*argv, "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "tpr/onnxruntime-cpu" in table and "orb" in table and "640x192" in table
+    assert "FPS pre" in table
     report = json.loads(out.read_text())
     assert report["image_size"] == {"width": 640, "height": 192}
     assert report["threads"] == 1 and report["frames"] == 4
@@ -45,6 +46,7 @@ def test_bench_json_and_table(kitti06, random_onnx, tmp_path, capsys):
         assert entry["fps"] == pytest.approx(1000.0 / ms["total"], rel=1e-3)
         assert entry["peak_rss_mb"] > 50 and entry["frames"] == 4
         assert entry["keypoints_mean"] > 100
+        assert 0 < entry["fps_prefetch"] < 1e4  # the second, prefetching pass ran
     split = sum(tpr["ms_per_stage"][k] for k in ("preprocess", "network", "postprocess"))
     assert split <= tpr["ms_per_stage"]["features"] + 0.01
     assert tpr["ratio_to_orb"] == pytest.approx(orb["fps"] / tpr["fps"], rel=1e-2)

@@ -5,6 +5,10 @@ Stages (ms per frame, mean over the timed frames): decode (image file -> uint8 a
 `VisualOdometry.process_frame`'s features / matching / geometry, with the TPR features split
 into preprocess / network / postprocess. End-to-end = decode + process_frame. Each backend runs
 in its own spawned process so its peak resident memory (ru_maxrss) is its own.
+
+`fps_prefetch` is a second pass over the same frames with reading and feature extraction of the
+next frame in a background thread (`tpr_vo.prefetch`, what `tpr-vo run` does): throughput, with
+the per-frame latency unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class BackendResult:
     peak_rss_mb: float
     keypoints_mean: float
     tracked_frames: int
+    fps_prefetch: float | None = None
     ratio_to_orb: float | None = None
 
 
@@ -154,10 +159,8 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
     timed = _SplitTimer(backend)
     vo = VisualOdometry(config, intrinsics, backend=timed)
     stereo = config.frontend.mode == "stereo"
-    rows: list[dict[str, float]] = []
-    keypoints: list[int] = []
-    tracked = 0
-    for i in range(n):
+
+    def read(i: int):
         frame = sequence[i]  # one frame at a time, so frames do not inflate the peak memory
         t0 = time.perf_counter()
         if frame.path_left:  # time the decode of the left image file ourselves
@@ -169,9 +172,15 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
             left = cv2.resize(left, (width, height), interpolation=cv2.INTER_AREA)
             if right is not None:
                 right = cv2.resize(right, (width, height), interpolation=cv2.INTER_AREA)
-        decode_ms = (time.perf_counter() - t0) * 1e3
+        return frame.stamp_s, left, right, (time.perf_counter() - t0) * 1e3
+
+    rows: list[dict[str, float]] = []
+    keypoints: list[int] = []
+    tracked = 0
+    for i in range(n):
+        stamp_s, left, right, decode_ms = read(i)
         timed.sums, timed.num_keypoints = {}, 0
-        estimate = vo.process_frame(left, frame.stamp_s, right_image=right)
+        estimate = vo.process_frame(left, stamp_s, right_image=right)
         if i < warmup:
             continue
         row = {"decode": decode_ms, **{k: float(v) for k, v in estimate.timings_ms.items()}}
@@ -181,6 +190,9 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
         tracked += int(estimate.tracked)
         if left is not None:
             keypoints.append(timed.num_keypoints)
+    fps_prefetch = _prefetch_fps(
+        VisualOdometry(config, intrinsics, backend=backend), read, n, warmup
+    )
     ms = {k: float(np.mean([r.get(k, 0.0) for r in rows])) for k in (*STAGES, "total")}
     if kind == "orb":
         for k in ("preprocess", "network", "postprocess"):
@@ -194,9 +206,27 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             keypoints_mean=float(np.mean(keypoints)) if keypoints else 0.0,
             tracked_frames=tracked,
+            fps_prefetch=round(fps_prefetch, 3),
         )
     )
     return {**result, "image_size": {"width": int(width), "height": int(height)}}
+
+
+def _prefetch_fps(vo, read, n: int, warmup: int) -> float:
+    """Frames per second over frames warmup..n-1 with frame i+1 read and extracted while
+    frame i is tracked."""
+    from tpr_vo.prefetch import prefetched
+
+    def load(i: int):
+        stamp_s, left, right, _ = read(i)
+        return stamp_s, left, right, vo.extract(left, right)
+
+    t_start = time.perf_counter()
+    for i, (stamp_s, left, right, extracted) in enumerate(prefetched(load, n)):
+        if i == warmup:
+            t_start = time.perf_counter()
+        vo.process_frame(left, stamp_s, right_image=right, extracted=extracted)
+    return (n - warmup) / (time.perf_counter() - t_start)
 
 
 def _run_isolated(args: tuple) -> dict:

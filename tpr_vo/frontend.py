@@ -3,6 +3,10 @@
     detect & describe -> track (frame-to-frame essential chain, or local map + PnP)
     -> scale -> update state (constant-velocity model, lost/re-init bookkeeping)
 
+`extract` (detect & describe) needs no tracking state, so a caller may run it for the next frame
+in another thread and pass the result to `process_frame(..., extracted=...)` (see
+`tpr_vo.prefetch`): on two cores the network then overlaps the previous frame's geometry.
+
 The first frame's camera optical frame is the world frame. Every input frame yields a finite
 pose: a frame that cannot be tracked keeps the constant-velocity prediction (tracked=False), and
 after `frontend.lost_frames_before_reinit` such frames the tracker re-initialises from the
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -22,7 +27,7 @@ from tpr_vo.errors import ConfigError
 from tpr_vo.features.base import FeatureBackend, create_backend
 from tpr_vo.geometry.se3 import invert, is_finite_pose, orthonormalize
 from tpr_vo.tracking_types import TrackInput, TrackOutput
-from tpr_vo.types import CameraIntrinsics, PoseEstimate
+from tpr_vo.types import CameraIntrinsics, Features, PoseEstimate
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,18 @@ def _usable_gray(image: np.ndarray | None) -> np.ndarray | None:
     if float(image.std()) < MIN_IMAGE_STD:
         return None
     return np.ascontiguousarray(image)
+
+
+@dataclass(frozen=True)
+class ExtractedFrame:
+    """One frame's grey images and features, from `VisualOdometry.extract` (None where the
+    image is missing or blank), and the milliseconds extraction took."""
+
+    gray: np.ndarray | None
+    features: Features | None
+    right_gray: np.ndarray | None
+    right_features: Features | None
+    features_ms: float
 
 
 class VisualOdometry:
@@ -89,33 +106,47 @@ class VisualOdometry:
         self._lost_count = 0
         self._tracker.reset()
 
+    def extract(
+        self, image: np.ndarray | None, right_image: np.ndarray | None = None
+    ) -> ExtractedFrame:
+        """Detect and describe (both images in stereo). Thread-safe against `process_frame`:
+        it touches only the feature backend."""
+        t0 = time.perf_counter()
+        gray = _usable_gray(image)
+        features = right_features = right_gray = None
+        if gray is not None:
+            features = self.backend.extract(gray)
+            if self.config.frontend.mode == "stereo":
+                right_gray = _usable_gray(right_image)
+                if right_gray is not None:
+                    right_features = self.backend.extract(right_gray)
+        ms = (time.perf_counter() - t0) * 1e3 if gray is not None else 0.0
+        return ExtractedFrame(gray, features, right_gray, right_features, ms)
+
     def process_frame(
         self,
         image: np.ndarray | None,
         stamp_s: float,
         right_image: np.ndarray | None = None,
         step_length_m: float | None = None,
+        extracted: ExtractedFrame | None = None,
     ) -> PoseEstimate:
         """Pose of this frame. `image`: (H, W) uint8 grayscale (colour is converted); None or a
         blank image gives the untracked constant-velocity pose. `step_length_m`: ground-truth
-        length of this frame's translation, used only with `frontend.scale == "gt"`."""
+        length of this frame's translation, used only with `frontend.scale == "gt"`.
+        `extracted`: this frame's `extract` result, computed ahead (then the images are not
+        read again)."""
         t_start = time.perf_counter()
         index = self._frame_index
         self._frame_index += 1
         cv2.setRNGSeed(int(self.config.seed) * 100003 + index)
         T_pred = self._T_world_last @ self._T_last_cur if index > 0 else np.eye(4)
         timings = {"features": 0.0, "matching": 0.0, "geometry": 0.0}
-        gray = _usable_gray(image)
-        features = right_features = right_gray = None
-        if gray is not None:
-            t0 = time.perf_counter()
-            features = self.backend.extract(gray)
-            if self.config.frontend.mode == "stereo":
-                right_gray = _usable_gray(right_image)
-                right_features = (
-                    self.backend.extract(right_gray) if right_gray is not None else None
-                )
-            timings["features"] = (time.perf_counter() - t0) * 1e3
+        if extracted is None:
+            extracted = self.extract(image, right_image)
+        gray, features = extracted.gray, extracted.features
+        right_gray, right_features = extracted.right_gray, extracted.right_features
+        timings["features"] = extracted.features_ms
         step = step_length_m if self.config.frontend.scale == "gt" else None
         if step is not None and not (np.isfinite(step) and step >= 0):
             step = None

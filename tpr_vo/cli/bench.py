@@ -15,7 +15,9 @@ EPILOG = """examples:
   tpr-vo bench --seq ../shared/data/kitti/dataset/sequences/06 --frames 40
 
 stages (ms per frame, mean): decode, preprocess, network, postprocess (TPR), features (all of
-extraction), matching, geometry; FPS = 1000 / (decode + the whole process_frame)."""
+extraction), matching, geometry; FPS = 1000 / (decode + the whole process_frame); FPS pre =
+frames per second of a second pass that reads and extracts frame i+1 while frame i is tracked
+(as `tpr-vo run` does)."""
 
 CHOICES = {
     "auto": ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu", "torch"),
@@ -54,7 +56,7 @@ def format_table(report) -> str:
     stages = ("decode", "preprocess", "network", "postprocess", "matching", "geometry")
     header = (
         f"{'backend':24s}" + "".join(f"{s[:11]:>12s}" for s in stages)
-        + f"{'total ms':>10s}{'FPS':>8s}{'x ORB':>7s}{'RSS MB':>8s}{'kpts':>7s}"
+        + f"{'total ms':>10s}{'FPS':>8s}{'FPS pre':>9s}{'x ORB':>7s}{'RSS MB':>8s}{'kpts':>7s}"
     )  # fmt: skip
     lines = [
         f"{report.frames} frames {report.image_size['width']}x{report.image_size['height']} "
@@ -67,8 +69,9 @@ def format_table(report) -> str:
         ms = r.ms_per_stage
         cells = "".join(f"{ms[s]:12.2f}" if s in ms else f"{'-':>12s}" for s in stages)
         ratio = "1.00" if r.ratio_to_orb is None else f"{r.ratio_to_orb:.2f}"
+        pre = "-" if r.fps_prefetch is None else f"{r.fps_prefetch:.1f}"
         lines.append(
-            f"{r.name:24s}{cells}{ms['total']:10.2f}{r.fps:8.1f}{ratio:>7s}"
+            f"{r.name:24s}{cells}{ms['total']:10.2f}{r.fps:8.1f}{pre:>9s}{ratio:>7s}"
             f"{r.peak_rss_mb:8.0f}{r.keypoints_mean:7.0f}"
         )
     for kind, why in report.skipped.items():
