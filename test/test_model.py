@@ -121,12 +121,12 @@ def test_shipped_model_loads_and_onnx_matches_it():
 def test_shipped_model_mma_on_graffiti_regression(graffiti):
     """MMA@3 of the shipped model on v_graf through the torch backend, 2000 keypoints.
 
-    Measured at release: 0.126 with torch and with ONNX Runtime (SIFT 0.307, ORB 0.305 in the
-    same run; see models/MODEL_CARD.md). The bound catches a broken or replaced model."""
+    Measured at release: 0.121 with ONNX Runtime (SIFT 0.307, ORB 0.305; see
+    models/MODEL_CARD.md); torch agrees to 1e-4 px. The bound catches a broken model."""
     from tpr_vo.config import FeaturesConfig
     from tpr_vo.eval.mma import evaluate_mma
     from tpr_vo.features.torch_backend import TorchBackend
 
     backend = TorchBackend(FeaturesConfig(model_path=str(SHIPPED_PT)), device="cpu")
     mma3 = evaluate_mma([graffiti], backend).at(3)
-    assert 0.10 <= mma3 <= 0.16
+    assert 0.105 <= mma3 <= 0.14
