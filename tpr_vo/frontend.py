@@ -5,7 +5,7 @@
 
 `extract` (detect & describe) needs no tracking state, so a caller may run it for the next frame
 in another thread and pass the result to `process_frame(..., extracted=...)` (see
-`tpr_vo.prefetch`): on two cores the network then overlaps the previous frame's geometry.
+`tpr_vo.prefetch`), so that the network can overlap the previous frame's geometry.
 
 The first frame's camera optical frame is the world frame. Every input frame yields a finite
 pose: a frame that cannot be tracked keeps the constant-velocity prediction (tracked=False), and

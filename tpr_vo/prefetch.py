@@ -1,9 +1,10 @@
 """Work on item i+1 in one background thread while the caller works on item i.
 
-On two cores, reading and feature extraction of the next frame (ONNX Runtime, OpenCV: native code
-that releases the GIL) then overlap the current frame's tracking, which raises throughput;
-latency per frame is unchanged. Items come back in order; an exception in `load` is raised by
-the iteration at that item.
+Reading and feature extraction of the next frame (ONNX Runtime, OpenCV: native code that
+releases the GIL) can then overlap the current frame's tracking. That can raise throughput,
+not lower per-frame latency; on the 2-core development VM the gain was inside run-to-run noise
+(benchmarks/README.md). Items come back in order; an exception in `load` is raised by the
+iteration at that item.
 """
 
 from __future__ import annotations
