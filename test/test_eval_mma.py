@@ -12,8 +12,9 @@ import pytest
 from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import DataError
 from tpr_vo.eval import evaluate_mma, match_pair, mutual_nearest_neighbors
-from tpr_vo.eval.mma import hpatches_pairs, warp_points
+from tpr_vo.eval.mma import hpatches_pairs
 from tpr_vo.features import create_backend
+from tpr_vo.geometry.triangulation import warp_points
 from tpr_vo.types import Features
 
 H_KNOWN = np.array(

@@ -10,9 +10,10 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as nnf  # noqa: E402
 
 from tpr_vo.errors import DataError  # noqa: E402
+from tpr_vo.geometry.triangulation import warp_points  # noqa: E402
 from tpr_vo.training import tpr_loss  # noqa: E402
 from tpr_vo.training.data import PairSampler, folder_images, skimage_images  # noqa: E402
-from tpr_vo.training.homography import random_homography, warp_points  # noqa: E402
+from tpr_vo.training.homography import random_homography  # noqa: E402
 from tpr_vo.training.learner import ema_update, tau_schedule  # noqa: E402
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from tpr_vo.config import VoConfig
 from tpr_vo.geometry.essential import estimate_relative_pose
 from tpr_vo.geometry.se3 import angle_between_deg, invert, make_T, rotation_angle_deg
+from tpr_vo.geometry.triangulation import warp_points
 from tpr_vo.matching import match_descriptors, match_guided, shuffled_pixel_pairs
 from tpr_vo.types import Features
 
@@ -54,9 +55,7 @@ def match_two_views(
     if R_cur_prev is None or K is None:
         m = match_descriptors(prev.descriptors, cur.descriptors, cfg.matching)
     else:
-        H = K @ R_cur_prev @ np.linalg.inv(K)
-        xh = np.c_[prev.keypoints_px.astype(np.float64), np.ones(len(prev))] @ H.T
-        predicted = xh[:, :2] / np.where(np.abs(xh[:, 2:]) < 1e-9, 1e-9, xh[:, 2:])
+        predicted = warp_points(K @ R_cur_prev @ np.linalg.inv(K), prev.keypoints_px)
         m = match_guided(
             prev.descriptors,
             predicted,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tpr_vo.errors import DataError
+from tpr_vo.geometry.triangulation import warp_points
 from tpr_vo.types import Features
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,6 @@ def mutual_nearest_neighbors(desc1: np.ndarray, desc2: np.ndarray) -> np.ndarray
     nn21 = np.argmin(dist, axis=0)
     i = np.nonzero(nn21[nn12] == np.arange(len(desc1)))[0]
     return np.stack([i, nn12[i]], axis=1)
-
-
-def warp_points(H: np.ndarray, xy_px: np.ndarray) -> np.ndarray:
-    """(N, 2) points mapped by the 3x3 homography H (homogeneous division)."""
-    p = np.concatenate([xy_px.astype(np.float64), np.ones((len(xy_px), 1))], axis=1) @ H.T
-    return p[:, :2] / p[:, 2:3]
 
 
 @dataclass(frozen=True)

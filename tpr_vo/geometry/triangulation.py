@@ -30,6 +30,13 @@ def project(K: np.ndarray, T_cam_world: np.ndarray, points_w: np.ndarray):
     return uv, z
 
 
+def warp_points(H: np.ndarray, xy_px: np.ndarray) -> np.ndarray:
+    """(N, 2) pixels mapped by the 3x3 homography H (homogeneous division, guarded at 0)."""
+    p = np.concatenate([np.asarray(xy_px, np.float64), np.ones((len(xy_px), 1))], axis=1) @ H.T
+    w = p[:, 2:3]
+    return p[:, :2] / np.where(np.abs(w) < 1e-9, 1e-9, w)
+
+
 def triangulate(
     K: np.ndarray,
     T_cam0_world: np.ndarray,

@@ -49,9 +49,3 @@ def random_homography(
 def translation(dx: float, dy: float) -> np.ndarray:
     """(3, 3) H that shifts points by (dx, dy) pixels."""
     return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
-
-
-def warp_points(H: np.ndarray, points_px: np.ndarray) -> np.ndarray:
-    """(N, 2) points through (3, 3) H -> (N, 2); numpy reference for the torch version."""
-    homog = np.concatenate([points_px, np.ones((len(points_px), 1))], axis=1) @ H.T
-    return homog[:, :2] / homog[:, 2:3]
