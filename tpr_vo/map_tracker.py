@@ -514,12 +514,9 @@ class MapTracker:
         return T
 
     @property
-    def _has_odometer(self) -> bool:
-        return self._gt_chain or self._road is not None
-
-    @property
     def _gt_chain(self) -> bool:
-        """Output steps take external lengths: the ground truth's, or the road's."""
+        """Output steps take external lengths, the ground truth's or the road's; the odometer
+        counts them (keyframes record it, and the map's scale follows it)."""
         if self.stereo:
             return False
         return self.fe.scale == "gt" or self._road is not None
@@ -563,7 +560,7 @@ class MapTracker:
             inp.features.descriptors,
             np.full(n, -1, np.int64),
             np.full(n, np.nan),
-            odometer_m=self._odometer_m if self._has_odometer else np.nan,
+            odometer_m=self._odometer_m if self._gt_chain else np.nan,
         )
 
     def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:
@@ -588,7 +585,7 @@ class MapTracker:
                 self.baseline_m if self.stereo else 0.0,
                 self.fe.pnp_threshold_px,
             )
-        if self._has_odometer:  # ground truth's or the road's path length
+        if self._gt_chain:  # ground truth's or the road's path length
             self._correct_gt_scale(kf)
         elif self.fe.scale == "height" and not self.stereo:
             self._correct_height_scale(kf)
