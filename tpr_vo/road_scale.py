@@ -173,10 +173,8 @@ def _interpolated_min(cost: np.ndarray) -> float:
     neighbours (a coarse grid would otherwise add its own jitter to the comparison)."""
     k = int(np.argmin(cost))
     if 0 < k < len(cost) - 1 and np.all(np.isfinite(cost[k - 1 : k + 2])):
-        c = cost[k - 1 : k + 2]
-        curvature = c[0] - 2.0 * c[1] + c[2]
-        if curvature > 0:
-            return float(c[1] - (c[0] - c[2]) ** 2 / (8.0 * curvature))
+        c = cost[k - 1 : k + 2]  # c[1] is the smallest, so the vertex lies within one sample
+        return float(c[1] - 0.25 * (c[0] - c[2]) * _parabola_offset(c))
     return float(cost[k])
 
 
