@@ -147,3 +147,26 @@ def test_training_images_refuse_evaluation_sets(graffiti, tmp_path):
         folder_images(tmp_path / "nope")
     images = skimage_images()
     assert len(images) >= 10 and all(im.dtype == np.uint8 and im.ndim == 2 for im in images)
+
+
+@pytest.mark.parametrize("cell_pool, per_cell", [("max", 1), ("mean", 64)])
+def test_cell_pool_sets_how_many_pixels_of_a_cell_the_d2_weight_trains(cell_pool, per_cell):
+    """The prediction loss reaches the score map only through the D2 weight. With "max" one
+    pixel per 8x8 cell gets gradient (the in-cell grid-lock of the session-4 model); with
+    "mean" every pixel does."""
+    from tpr_vo.features.model import TPRNet
+    from tpr_vo.training.learner import LossSettings, TPRLearner
+
+    torch.manual_seed(0)
+    learner = TPRLearner(TPRNet(width=8, descriptor_dim=16))
+    B, H, W = 2, 64, 64
+    logits = torch.randn(B, 1, H, W, requires_grad=True)
+    desc = torch.randn(B, 16, H // 8, W // 8, requires_grad=True)
+    learner.online.forward_raw = lambda image: (logits, desc)
+    learner.target.forward_raw = lambda image: (logits.detach(), desc.detach() + 0.1)
+    settings = LossSettings(det_weight=0.0, peaky_weight=0.0, cell_pool=cell_pool)
+    image = torch.rand(B, 1, H, W)
+    out = learner(image, image, torch.eye(3).expand(B, 3, 3), alpha=1.0, settings=settings)
+    out["pred"].backward()
+    cells = nnf.pixel_unshuffle(logits.grad.abs() > 0, 8)  # (B, 64, H/8, W/8)
+    assert (cells.sum(dim=1) == per_cell).all()

@@ -85,6 +85,13 @@ def add_parser(subparsers) -> None:
         help="weight of the peakiness detector term",
     )
     p.add_argument(
+        "--cell-pool",
+        choices=("mean", "max"),
+        default=d.cell_pool,
+        help="a descriptor cell's detection score in the D2 weight: the mean of its scores, "
+        "or their max (D2-Net; it grid-locked keypoints to one in-cell position)",
+    )
+    p.add_argument(
         "--keypoint-distill",
         type=float,
         default=d.keypoint_weight,
@@ -170,6 +177,7 @@ def config_from_args(args):
         label_temperature=args.label_temperature,
         det_weight=args.det_weight,
         peaky_weight=args.peaky_weight,
+        cell_pool=args.cell_pool,
         keypoint_weight=args.keypoint_distill,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,

@@ -32,6 +32,7 @@ class TrainConfig:
     label_temperature: float = 0.5
     det_weight: float = 1.0  # repeatability
     peaky_weight: float = 1.0  # peakiness
+    cell_pool: str = "mean"  # D2 weight of a descriptor cell from its scores: mean | max
     keypoint_weight: float = 0.0  # SIFT keypoint distillation of the score map during TPR
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
@@ -53,6 +54,7 @@ class TrainConfig:
     def validate(self) -> None:
         choices = {
             "labels": ("soft", "hard"),
+            "cell_pool": ("mean", "max"),
             "lr_schedule": ("cosine", "constant"),
             "ema_schedule": ("cosine", "constant"),
             "device": ("auto", "cpu", "cuda"),

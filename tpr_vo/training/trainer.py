@@ -156,7 +156,8 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     sampler = PairSampler(load_images(cfg), (cfg.crop_height, cfg.crop_width), rng)
     settings = LossSettings(
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
-        peaky_weight=cfg.peaky_weight, keypoint_weight=cfg.keypoint_weight,
+        peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
+        keypoint_weight=cfg.keypoint_weight,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
     )  # fmt: skip
     if rank == 0:
