@@ -131,6 +131,25 @@ def test_pnp_with_lm_refinement_and_covariance():
     assert 5.0 < errors[1.2] / errors[0.3] < 50.0
 
 
+def test_pnp_jacobian_matches_central_differences():
+    from tpr_vo.geometry.pnp import _jacobian, reprojection_residuals
+
+    rng = np.random.default_rng(8)
+    points = _scene(rng, 40)
+    T_cw = invert(make_T(so3_exp([0.03, -0.2, 0.05]), [0.5, 0.2, 1.0]))
+    zero_px = np.zeros((len(points), 2))
+    numeric = np.zeros((len(points), 2, 6))
+    h = 1e-6
+    for i in range(6):
+        d = np.zeros(6)
+        d[i] = h
+        plus = reprojection_residuals(make_T(so3_exp(d[3:]), d[:3]) @ T_cw, points, zero_px, K)[0]
+        minus = reprojection_residuals(make_T(so3_exp(-d[3:]), -d[:3]) @ T_cw, points, zero_px, K)
+        numeric[:, :, i] = (plus - minus[0]) / (2 * h)
+    analytic = _jacobian(T_cw, points, K)
+    assert np.allclose(analytic, numeric, rtol=1e-5, atol=1e-4)
+
+
 def test_ground_plane_height_scale():
     rng = np.random.default_rng(5)
     ground = np.stack([rng.uniform(-6, 6, 300), np.full(300, 1.65), rng.uniform(4, 40, 300)], 1)

@@ -73,8 +73,11 @@ class EpipolarTerm:
         t_hat[:, 0, 1], t_hat[:, 0, 2], t_hat[:, 1, 2] = -tz, ty, -tx
         t_hat[:, 1, 0], t_hat[:, 2, 0], t_hat[:, 2, 1] = tz, -ty, tx
         E = t_hat @ T_rel[:, :3, :3]  # (P, 3, 3)
-        Ex0 = self.x_prev[None] @ E.transpose(0, 2, 1)  # (P, N, 3)
-        Etx1 = self.x_cur[None] @ E
-        num = (self.x_cur[None] * Ex0).sum(2)
+        P = len(E)
+        # One (N, 3) @ (3, 3P) product per side instead of P small batched ones:
+        # Ex0[n, p] = E_p x0_n and Etx1[n, p] = E_p^T x1_n.
+        Ex0 = (self.x_prev @ E.transpose(2, 0, 1).reshape(3, 3 * P)).reshape(-1, P, 3)
+        Etx1 = (self.x_cur @ E.transpose(1, 0, 2).reshape(3, 3 * P)).reshape(-1, P, 3)
+        num = np.einsum("nk,npk->pn", self.x_cur, Ex0)
         den = np.sqrt(Ex0[..., 0] ** 2 + Ex0[..., 1] ** 2 + Etx1[..., 0] ** 2 + Etx1[..., 1] ** 2)
-        return np.where(moving[:, None], self.focal_px * num / np.maximum(den, 1e-12), 0.0)
+        return np.where(moving[:, None], self.focal_px * num / np.maximum(den.T, 1e-12), 0.0)

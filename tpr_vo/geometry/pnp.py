@@ -37,23 +37,25 @@ def reprojection_residuals(T_cam_world, points_w, pixels_px, K):
 
 
 def _jacobian(T_cam_world, points_w, K):
-    """(N, 2, 6) d(pixel)/d(delta) for the left perturbation."""
+    """(N, 2, 6) d(pixel)/d(delta) for the left perturbation, in closed form: with
+    (x', y') = (x, y) / z, d(pixel)/d(pc) = [[fx/z, 0, -fx x'/z], [0, fy/z, -fy y'/z]] times
+    d(pc)/d(delta) = [I | -[pc]x]."""
     pc = points_w @ T_cam_world[:3, :3].T + T_cam_world[:3, 3]
-    x, y, z = pc[:, 0], pc[:, 1], np.maximum(pc[:, 2], 1e-6)
+    inv_z = 1.0 / np.maximum(pc[:, 2], 1e-6)
+    xz, yz = pc[:, 0] * inv_z, pc[:, 1] * inv_z
     fx, fy = K[0, 0], K[1, 1]
-    n = len(pc)
-    J_proj = np.zeros((n, 2, 3))
-    J_proj[:, 0, 0] = fx / z
-    J_proj[:, 0, 2] = -fx * x / z**2
-    J_proj[:, 1, 1] = fy / z
-    J_proj[:, 1, 2] = -fy * y / z**2
-    # d(pc)/d(delta) = [I | -[pc]x]
-    J_pt = np.zeros((n, 3, 6))
-    J_pt[:, :, :3] = np.eye(3)
-    J_pt[:, 0, 4], J_pt[:, 0, 5] = pc[:, 2], -pc[:, 1]
-    J_pt[:, 1, 3], J_pt[:, 1, 5] = -pc[:, 2], pc[:, 0]
-    J_pt[:, 2, 3], J_pt[:, 2, 4] = pc[:, 1], -pc[:, 0]
-    return J_proj @ J_pt
+    J = np.zeros((len(pc), 2, 6))
+    J[:, 0, 0] = fx * inv_z
+    J[:, 0, 2] = -fx * xz * inv_z
+    J[:, 0, 3] = -fx * xz * yz
+    J[:, 0, 4] = fx * (1.0 + xz * xz)
+    J[:, 0, 5] = -fx * yz
+    J[:, 1, 1] = fy * inv_z
+    J[:, 1, 2] = -fy * yz * inv_z
+    J[:, 1, 3] = -fy * (1.0 + yz * yz)
+    J[:, 1, 4] = fy * xz * yz
+    J[:, 1, 5] = fy * xz
+    return J
 
 
 def pose_covariance(T_cam_world, points_w, pixels_px, K, min_sigma_px: float = 0.5):
@@ -112,10 +114,10 @@ def refine_pose_lm(
     for _ in range(iterations):
         r, e, r_epi = res
         w = _huber(e, huber_px)[1]
-        J = _jacobian(T, points_w, K)  # (N, 2, 6)
-        Jw = J * w[:, None, None]
-        H = np.einsum("nki,nkj->ij", Jw, J)
-        g = np.einsum("nki,nk->i", Jw, r)
+        J = _jacobian(T, points_w, K).reshape(-1, 6)  # (2N, 6): rows u, v of each point
+        Jw = J * np.repeat(w, 2)[:, None]
+        H = Jw.T @ J
+        g = Jw.T @ r.ravel()
         if epi is not None:
             J_epi = epi.jacobian(T)  # (M, 6)
             Jw_epi = J_epi * _huber(np.abs(r_epi), huber_px)[1][:, None]
