@@ -7,7 +7,8 @@ view b, visible when they land inside view b.
 - Transformation-prediction loss (BYOL-style, no negatives):
       L_pred = sum_c w_c * l_c * (1 - <q(g_o(y_c)), g_t(y'_c)>)    (unit vectors)
   with detection weights w_c = s_c s'_c / sum_n s_n s'_n over visible c (D2-Net style: this
-  trains the detector jointly: scores rise where descriptors predict well) and labels l_c = 1
+  trains the detector jointly: scores rise where descriptors predict well; s_c is the mean or
+  the max of the cell's scores, `LossSettings.cell_pool`) and labels l_c = 1
   ("hard" positives) or the soft labels l_c = exp(-alpha (1 - <y_c, y'_c>) / lambda) computed
   from the encoder features of view b warped back to view a (stop-gradient).
 - Detector regulariser (R2D2-style): repeatability = 1 - mean local cosine similarity between
