@@ -121,7 +121,7 @@ def test_shipped_model_loads_and_onnx_matches_it():
 def test_shipped_model_mma_on_graffiti_regression(graffiti):
     """MMA@3 of the shipped model on v_graf through the torch backend, 2000 keypoints.
 
-    Measured at release: 0.121 with ONNX Runtime (SIFT 0.307, ORB 0.305; see
+    Measured at release: 0.129 with ONNX Runtime (SIFT 0.307, ORB 0.305; see
     models/MODEL_CARD.md); torch agrees to 1e-4 px. The bound catches a broken model."""
     from tpr_vo.config import FeaturesConfig
     from tpr_vo.eval.mma import evaluate_mma
@@ -129,4 +129,19 @@ def test_shipped_model_mma_on_graffiti_regression(graffiti):
 
     backend = TorchBackend(FeaturesConfig(model_path=str(SHIPPED_PT)), device="cpu")
     mma3 = evaluate_mma([graffiti], backend).at(3)
-    assert 0.105 <= mma3 <= 0.14
+    assert 0.11 <= mma3 <= 0.15
+
+
+def test_shipped_model_keypoints_are_not_locked_to_a_cell_position(graffiti):
+    """The previous default put 62 % of its v_graf keypoints on one of the 64 positions inside
+    the 8x8 cells (the D2 weight's max pooling, now `--cell-pool mean`). Uniform is 1.6 %; the
+    shipped model: 5.0 % (1,059 keypoints)."""
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.eval.mma import find_image, read_gray
+    from tpr_vo.features.torch_backend import TorchBackend
+
+    backend = TorchBackend(FeaturesConfig(model_path=str(SHIPPED_PT)), device="cpu")
+    keypoints = backend.extract(read_gray(find_image(graffiti, "1"))).keypoints_px
+    cell = np.round(keypoints).astype(np.int64) % 8
+    counts = np.bincount(cell[:, 1] * 8 + cell[:, 0], minlength=64)
+    assert counts.max() / len(keypoints) < 0.1
