@@ -29,6 +29,9 @@ from tpr_vo.types import Frame  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ORB = {"features.kind": "orb"}
+# Tests that count odometry messages subscribe reliably (the probe publishes reliably): the
+# default sensor-data QoS is best effort, and a loaded CI machine dropped a 466 kB image once.
+ORB_RELIABLE = {**ORB, "ros.image_qos": "reliable"}
 
 
 class InMemorySequence:
@@ -58,7 +61,7 @@ def test_odometry_for_every_frame_equals_offline_pipeline_then_reset(kitti06):
     frames = KittiFrames(kitti06, 6)
     mono = dataclasses.replace(frames.intrinsics, baseline_m=None)  # what camera_info gives
     with ros_session() as (context, executor):
-        node = VoNode(context=context, parameter_overrides=params(**ORB))
+        node = VoNode(context=context, parameter_overrides=params(**ORB_RELIABLE))
         probe = Probe(context)
         executor.add_node(node)
         executor.add_node(probe)
@@ -100,7 +103,7 @@ def test_bad_messages_are_logged_skipped_and_the_next_frame_is_processed(kitti06
     frames = KittiFrames(kitti06, 2)
     intr = frames.intrinsics
     with ros_session() as (context, executor):
-        node = VoNode(context=context, parameter_overrides=params(**ORB))
+        node = VoNode(context=context, parameter_overrides=params(**ORB_RELIABLE))
         probe = Probe(context)
         executor.add_node(node)
         executor.add_node(probe)
@@ -165,7 +168,7 @@ def test_stereo_pairs_by_exact_stamp_and_needs_the_right_camera_info(kitti06):
 
     frames = KittiFrames(kitti06, 2)
     intr = frames.intrinsics
-    stereo = {**ORB, "frontend.mode": "stereo"}
+    stereo = {**ORB_RELIABLE, "frontend.mode": "stereo"}
     with ros_session() as (context, executor):
         node = VoNode(context=context, parameter_overrides=params(**stereo))
         probe = Probe(context, stereo=True)
@@ -203,7 +206,7 @@ def test_intrinsics_from_config_without_camera_info(kitti06):
     camera = {"camera.fx": intr.fx, "camera.fy": intr.fy, "camera.cx": intr.cx}
     camera["camera.cy"] = intr.cy
     with ros_session() as (context, executor):
-        node = VoNode(context=context, parameter_overrides=params(**ORB, **camera))
+        node = VoNode(context=context, parameter_overrides=params(**ORB_RELIABLE, **camera))
         probe = Probe(context)
         executor.add_node(node)
         executor.add_node(probe)
