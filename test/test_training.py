@@ -170,3 +170,37 @@ def test_cell_pool_sets_how_many_pixels_of_a_cell_the_d2_weight_trains(cell_pool
     out["pred"].backward()
     cells = nnf.pixel_unshuffle(logits.grad.abs() > 0, 8)  # (B, 64, H/8, W/8)
     assert (cells.sum(dim=1) == per_cell).all()
+
+
+@pytest.mark.parametrize("teacher", ["harris", "fast"])
+def test_corner_teachers_fire_at_the_corners_of_a_square(teacher):
+    """A bright 40x40 square on black, blurred like a photograph (FAST's non-max suppression
+    drops the tied responses of a perfectly sharp one): a corner teacher's keypoints lie within
+    2 px of its four corners, each corner is found, and the heat map marks exactly those
+    pixels."""
+    import cv2
+
+    from tpr_vo.training.warmstart import teacher_heatmap, teacher_keypoints
+
+    image = np.zeros((96, 128), np.float32)
+    image[30:70, 40:80] = 1.0
+    image = cv2.GaussianBlur(image, (0, 0), 1.0)
+    corners = np.array([[40, 30], [79, 30], [79, 69], [40, 69]], np.float32)
+    pts = teacher_keypoints(image, teacher)
+    dist = np.linalg.norm(pts[:, None] - corners[None], axis=2)
+    assert len(pts) >= 4
+    assert (dist.min(axis=1) <= 2.0).all()  # nothing off the corners
+    assert (dist.min(axis=0) <= 2.0).all()  # every corner found
+    heat = teacher_heatmap(torch.from_numpy(image)[None, None], teacher)
+    assert heat.sum() == len(pts) and heat[0, 0, 48, 60] == 0
+
+
+def test_keypoint_teacher_is_validated_and_reaches_the_loss():
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.warmstart import teacher_keypoints
+
+    with pytest.raises(ConfigError, match="keypoint_teacher"):
+        TrainConfig(keypoint_teacher="orb").validate()
+    with pytest.raises(ValueError, match="orb"):
+        teacher_keypoints(np.zeros((8, 8), np.float32), "orb")

@@ -34,6 +34,8 @@ def add_parser(subparsers) -> None:
         "EMA target, transformation-prediction loss at corresponding locations weighted by "
         "detection scores, soft labels with a curriculum.",
     )
+    from tpr_vo.training.config import KEYPOINT_TEACHERS  # torch-free
+
     d = _defaults()
     p.add_argument("--out", default=d.out_dir, help="run folder (checkpoints, logs, plots)")
     p.add_argument("--steps", type=int, default=d.steps, help="total steps of the run")
@@ -96,7 +98,14 @@ def add_parser(subparsers) -> None:
         "--keypoint-distill",
         type=float,
         default=d.keypoint_weight,
-        help="weight of SIFT keypoint distillation of the score map during TPR",
+        help="weight of keypoint distillation of the score map during TPR",
+    )
+    p.add_argument(
+        "--keypoint-teacher",
+        choices=KEYPOINT_TEACHERS,
+        default=d.keypoint_teacher,
+        help="classical detector the score map distils (with --keypoint-distill and in the warm "
+        "start): SIFT blobs, or Harris / FAST corners",
     )
     p.add_argument(
         "--infonce",
@@ -180,6 +189,7 @@ def config_from_args(args):
         peaky_weight=args.peaky_weight,
         cell_pool=args.cell_pool,
         keypoint_weight=args.keypoint_distill,
+        keypoint_teacher=args.keypoint_teacher,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
         image_dirs=tuple(args.images),

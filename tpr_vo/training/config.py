@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from tpr_vo.errors import ConfigError
 
+KEYPOINT_TEACHERS = ("sift", "harris", "fast")  # classical detectors `--keypoint-teacher` takes
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -33,7 +35,8 @@ class TrainConfig:
     det_weight: float = 1.0  # repeatability
     peaky_weight: float = 1.0  # peakiness
     cell_pool: str = "mean"  # D2 weight of a descriptor cell from its scores: mean | max
-    keypoint_weight: float = 0.0  # SIFT keypoint distillation of the score map during TPR
+    keypoint_weight: float = 0.0  # keypoint distillation of the score map during TPR
+    keypoint_teacher: str = "sift"  # detector distilled: sift | harris | fast
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
     warm_start_steps: int = 0  # SIFT distillation steps before TPR
@@ -55,6 +58,7 @@ class TrainConfig:
         choices = {
             "labels": ("soft", "hard"),
             "cell_pool": ("mean", "max"),
+            "keypoint_teacher": KEYPOINT_TEACHERS,
             "lr_schedule": ("cosine", "constant"),
             "ema_schedule": ("cosine", "constant"),
             "device": ("auto", "cpu", "cuda"),

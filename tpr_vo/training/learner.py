@@ -37,7 +37,8 @@ class LossSettings:
     # (measured: 988 of 1594 keypoints of the session-4 model on one of the 64 positions);
     # "mean" spreads it over the cell and leaves in-cell placement to the detector terms.
     cell_pool: str = "mean"
-    keypoint_weight: float = 0.0  # > 0: SIFT keypoint distillation of the score map during TPR
+    keypoint_weight: float = 0.0  # > 0: keypoint distillation of the score map during TPR
+    keypoint_teacher: str = "sift"  # the classical detector it distils (warmstart.teacher_heatmap)
     keypoint_pos_weight: float = 10.0  # cap of the BCE positive weight of that term
     infonce_weight: float = 0.0  # 0 = pure TPR
     infonce_temperature: float = 0.07
@@ -92,7 +93,7 @@ class TPRLearner(nn.Module):
         if warm:
             from tpr_vo.training.warmstart import warm_start_loss
 
-            return warm_start_loss(self, image_a)
+            return warm_start_loss(self, image_a, settings.keypoint_teacher)
         B, _, H, W = image_a.shape
         logits_a, raw_a = self.online.forward_raw(image_a)
         scores_a = torch.sigmoid(logits_a)
@@ -137,11 +138,10 @@ class TPRLearner(nn.Module):
         if "rep" in out:
             total = total + settings.det_weight * out["rep"] + settings.peaky_weight * out["peaky"]
         if settings.keypoint_weight > 0:
-            from tpr_vo.training.warmstart import keypoint_loss, sift_heatmap
+            from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
-            out["kp"] = keypoint_loss(
-                logits_a, sift_heatmap(image_a), settings.keypoint_pos_weight
-            )
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            out["kp"] = keypoint_loss(logits_a, heat, settings.keypoint_pos_weight)
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:
             total = total + settings.infonce_weight * out["nce"]

@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     settings = LossSettings(
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
-        keypoint_weight=cfg.keypoint_weight,
+        keypoint_weight=cfg.keypoint_weight, keypoint_teacher=cfg.keypoint_teacher,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
     )  # fmt: skip
     if rank == 0:
