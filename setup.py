@@ -30,6 +30,7 @@ setup(
         "matplotlib",
         "tqdm",
         "scikit-image",
+        "threadpoolctl",
     ],
     extras_require={
         "onnx": ["onnxruntime"],

@@ -69,6 +69,7 @@ def test_unknown_key_is_named(tmp_path):
         ("frontend.min_inliers", "ten", "expects an integer"),
         ("frontend.local_ba", 1, "expects true or false"),
         ("camera.base_to_camera_quat_xyzw", [0, 0, 0, 2], "unit quaternion"),
+        ("frontend.blas_threads", -1, ">= 0"),
     ],
 )
 def test_bad_values_name_the_field(key, value, message):

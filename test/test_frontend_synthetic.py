@@ -139,3 +139,20 @@ def test_unusable_input_never_raises():
         assert not r.tracked and np.all(np.isfinite(r.T_world_cam))
     vo.reset()
     assert np.array_equal(vo.process_frame(backend.image(0), 0.0).T_world_cam, np.eye(4))
+
+
+def test_building_vo_caps_the_blas_threads():
+    """`frontend.blas_threads` sets every BLAS pool numpy and scipy loaded when a
+    VisualOdometry is built; 0 leaves them as they were."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    backend = SceneBackend(road_scene(), drive_poses(2))
+    with threadpool_limits(limits=2, user_api="blas"):  # restores the pools afterwards
+        before = blas_threads()
+        VisualOdometry(replace(VoConfig(), **{"frontend.blas_threads": 0}), INTRINSICS, backend)
+        assert blas_threads()[: len(before)] == before
+        VisualOdometry(replace(VoConfig(), **{"frontend.blas_threads": 1}), INTRINSICS, backend)
+        assert len(blas_threads()) >= 2 and set(blas_threads()) == {1}  # numpy's and scipy's

@@ -68,6 +68,10 @@ class FrontendConfig:
     camera_height_m: float = 1.65
     max_depth_m: float = 100.0
     stationary_px: float = 0.5  # median flow below this = stationary frame
+    # numpy/scipy BLAS threads, process-wide, set when a VisualOdometry is built (0 = leave the
+    # library default). The frontend's matrices are tiny, and idle BLAS threads spin on the cores
+    # ONNX Runtime needs (benchmarks/README.md).
+    blas_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,8 @@ def _validate(flat: dict[str, Any], source: str) -> None:
     for name in _UNIT_INTERVAL:
         if not 0.0 < flat[name] <= 1.0:
             raise ConfigError(f"{source}: '{name}' must be in (0, 1], got {flat[name]!r}")
+    if flat["frontend.blas_threads"] < 0:
+        raise ConfigError(f"{source}: 'frontend.blas_threads' must be >= 0 (0 = library default)")
     quat = flat["camera.base_to_camera_quat_xyzw"]
     if abs(sum(q * q for q in quat) - 1.0) > 1e-3:
         raise ConfigError(f"{source}: 'camera.base_to_camera_quat_xyzw' must be a unit quaternion")

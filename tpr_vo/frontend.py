@@ -59,6 +59,18 @@ def _usable_gray(image: np.ndarray | None) -> np.ndarray | None:
     return np.ascontiguousarray(image)
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap the BLAS thread pools numpy and scipy loaded (process-wide; 0 = leave them).
+    Measured on 2 cores (benchmarks/README.md): the frontend's 3x3 to 30x30 products gain
+    nothing from threads, and idle OpenBLAS threads that spin slowed the ONNX Runtime network
+    and, under load, local BA by 5x."""
+    if threads > 0:
+        import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS, so it is capped too)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 @dataclass(frozen=True)
 class ExtractedFrame:
     """One frame's grey images and features, from `VisualOdometry.extract` (None where the
@@ -87,6 +99,7 @@ class VisualOdometry:
             )
         self.config = config
         self.intrinsics = intrinsics
+        limit_blas_threads(config.frontend.blas_threads)
         self.backend = backend if backend is not None else create_backend(config.features)
         if config.frontend.kind == "f2f":
             from tpr_vo.frame_to_frame import FrameToFrameTracker
