@@ -67,21 +67,24 @@ def test_fixed_size_export_from_checkpoint_with_stride_4(tmp_path):
         session.run(None, {"image": np.zeros((1, 1, 64, 64), np.float32)})
 
 
-def test_fine_detector_starts_as_the_base_model_and_exports(tmp_path):
-    """The fine branch's last conv starts at zero: a base checkpoint's weights give the same
-    outputs. Once trained (non-zero), its pixel-unshuffle graph exports with parity."""
-    base, fine = random_model(seed=2), random_model(seed=3, fine_width=16)
-    missing = fine.load_state_dict(base.state_dict(), strict=False).missing_keys
-    assert missing and all(k.startswith("fine_head.") for k in missing)
+@pytest.mark.parametrize("branch", ["fine", "half"])
+def test_detector_branch_starts_as_the_base_model_and_exports(tmp_path, branch):
+    """An optional detector branch's last conv starts at zero: a base checkpoint's weights give
+    the same outputs. Once trained (non-zero), its graph (pixel-unshuffle for the fine branch,
+    a 1/2-resolution pixel-shuffle for the half branch) exports with parity."""
+    base, extra = random_model(seed=2), random_model(seed=3, **{f"{branch}_width": 16})
+    missing = extra.load_state_dict(base.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith(f"{branch}_head.") for k in missing)
     x = torch.rand(1, 1, 64, 96)
+    head = getattr(extra, f"{branch}_head")
     with torch.no_grad():
-        assert torch.equal(base(x)[0], fine(x)[0])
-        torch.nn.init.normal_(fine.fine_head[-1].weight, std=0.5)
-        assert not torch.allclose(base(x)[0], fine(x)[0], atol=1e-3)
-    report = export_onnx(fine, tmp_path / "fine.onnx", opset=17)
+        assert torch.equal(base(x)[0], extra(x)[0])
+        torch.nn.init.normal_(head[-1].weight, std=0.5)
+        assert not torch.allclose(base(x)[0], extra(x)[0], atol=1e-3)
+    report = export_onnx(extra, tmp_path / "m.onnx", opset=17)
     assert report.passed, report.summary()
     assert report.max_abs_score_diff < 1e-4
-    assert json.loads(onnx_metadata(tmp_path / "fine.onnx")["tpr_vo.arch"])["fine_width"] == 16
+    assert json.loads(onnx_metadata(tmp_path / "m.onnx")["tpr_vo.arch"])[f"{branch}_width"] == 16
 
 
 def test_export_command_writes_model_and_parity_report(tmp_path, capsys):

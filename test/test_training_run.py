@@ -113,3 +113,21 @@ def test_ddp_on_cpu_with_gloo_two_processes(tmp_path, images_dir):
     rows = json.loads((out / "log.json").read_text())["rows"]
     assert rows[-1]["step"] == 2
     assert load_model(out / "model.pt").arch["width"] == 8
+
+
+def test_polish_steps_train_only_the_detector_heads(tmp_path, images_dir):
+    """--polish-steps continue a finished run: the score heads change, and every other weight
+    and BN statistic of the network stays as TPR left it."""
+    out = tmp_path / "run"
+    cfg = _tiny(images_dir, out_dir=str(out), fine_width=8, half_width=4, keypoint_weight=0.5)
+    train(cfg)
+    before = _params(out / "model.pt")
+    result = train(dataclasses.replace(cfg, polish_steps=2, keypoint_teacher="fast", resume=True))
+    assert result.step == 6 and set(result.last_losses) == {"polish_kp", "total"}
+    after = _params(out / "model.pt")
+    heads = ("score_head.", "fine_head.", "half_head.")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(heads) for k in changed), sorted(changed)
+    assert any(k.startswith("half_head.") for k in changed)
+    rows = json.loads((out / "log.json").read_text())["rows"]
+    assert [r["polish"] for r in rows] == [0, 0, 0, 0, 1, 1]

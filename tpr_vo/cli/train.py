@@ -59,6 +59,12 @@ def add_parser(subparsers) -> None:
         default=d.fine_width,
         help="channels of the fine detector branch on each 8x8 cell's pixels (0 = none)",
     )
+    p.add_argument(
+        "--half-width",
+        type=int,
+        default=d.half_width,
+        help="channels of the half-resolution detector branch (0 = none)",
+    )
     p.add_argument("--descriptor-stride", type=int, choices=(4, 8), default=d.descriptor_stride)
     p.add_argument("--ema", type=float, default=d.ema_base, help="EMA tau at step 0")
     p.add_argument("--ema-schedule", choices=("cosine", "constant"), default=d.ema_schedule)
@@ -120,6 +126,13 @@ def add_parser(subparsers) -> None:
         help="steps of SIFT descriptor/keypoint distillation before TPR",
     )
     p.add_argument(
+        "--polish-steps",
+        type=int,
+        default=d.polish_steps,
+        help="after --steps: steps that train only the detector heads on the keypoint teacher "
+        "(features frozen, constant --lr)",
+    )
+    p.add_argument(
         "--images",
         action="append",
         default=[],
@@ -179,6 +192,7 @@ def config_from_args(args):
         descriptor_dim=args.descriptor_dim,
         descriptor_stride=args.descriptor_stride,
         fine_width=args.fine_width,
+        half_width=args.half_width,
         ema_base=args.ema,
         ema_schedule=args.ema_schedule,
         labels=args.labels,
@@ -192,6 +206,7 @@ def config_from_args(args):
         keypoint_teacher=args.keypoint_teacher,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
+        polish_steps=args.polish_steps,
         image_dirs=tuple(args.images),
         use_skimage=args.skimage,
         synthetic_frames=args.synthetic,

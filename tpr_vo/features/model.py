@@ -20,6 +20,11 @@ pixel-shuffle. The coarse head alone places keypoints within a cell from 1/8 fea
 branch sees the cell's pixels. Its last conv starts at zero, so a checkpoint without it loads
 and behaves as before.
 
+Optional half-resolution detector (`half_width` > 0): conv3x3 (half_width) -> conv3x3 (4) on the
+stem's 1/2-resolution features, pixel-shuffled (2) and added to the full-resolution score
+logits. Unlike the fine branch it sees across cell borders (a 7x7-pixel window per output), for
+keypoints placed to the pixel; it also starts at zero.
+
 Full-resolution convolutions dominate CPU time (a 16-channel full-resolution stem cost ~140 ms
 per KITTI frame in a prototype), so the first conv already has stride 2 and the score map gets
 its full resolution back from pixel-shuffle.
@@ -62,6 +67,7 @@ class TPRNet(nn.Module):
         depth: number of extra 3x3 convs in the 1/8 trunk.
         stem_width: channels at 1/2 resolution.
         fine_width: channels of the fine detector branch (0 = none).
+        half_width: channels of the half-resolution detector branch (0 = none).
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class TPRNet(nn.Module):
         depth: int = 2,
         stem_width: int = 8,
         fine_width: int = 0,
+        half_width: int = 0,
     ) -> None:
         super().__init__()
         if descriptor_stride not in (4, 8):
@@ -85,6 +92,8 @@ class TPRNet(nn.Module):
         }
         if fine_width:
             self.arch["fine_width"] = int(fine_width)
+        if half_width:
+            self.arch["half_width"] = int(half_width)
         w2 = 2 * width
         self.stem = nn.Sequential(
             _conv_bn_relu(1, stem_width, stride=2),
@@ -110,6 +119,12 @@ class TPRNet(nn.Module):
                 _conv_bn_relu(fine_width, fine_width, kernel=1),
                 last,
             )
+        self.half_head = None
+        if half_width:
+            last = nn.Conv2d(half_width, 4, 3, padding=1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.half_head = nn.Sequential(_conv_bn_relu(stem_width, half_width), last)
 
     @property
     def descriptor_dim(self) -> int:
@@ -119,14 +134,27 @@ class TPRNet(nn.Module):
     def descriptor_stride(self) -> int:
         return self.arch["descriptor_stride"]
 
-    def forward_raw(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training view: (score logits (B,1,H,W), unnormalised descriptors (B,D,H/s,W/s))."""
-        quarter = self.stem(image)
+    def detector_heads(self) -> list[nn.Module]:
+        """The modules that turn features into score logits (what a detector polish trains)."""
+        heads = [self.score_head, self.fine_head, self.half_head]
+        return [h for h in heads if h is not None]
+
+    def forward_raw(
+        self, image: torch.Tensor, detach_features: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training view: (score logits (B,1,H,W), unnormalised descriptors (B,D,H/s,W/s)).
+        `detach_features`: the stem and trunk get no gradient (only the heads train)."""
+        half = self.stem[0](image)
+        quarter = self.stem[1](half)
         trunk = self.trunk(self.down(quarter))
+        if detach_features:
+            half, quarter, trunk = half.detach(), quarter.detach(), trunk.detach()
         cells = self.score_head(trunk)
         if self.fine_head is not None:
             cells = cells + self.fine_head(torch.cat([_cell_pixels(image), trunk], dim=1))
         logits = nnf.pixel_shuffle(cells, 8)
+        if self.half_head is not None:
+            logits = logits + nnf.pixel_shuffle(self.half_head(half), 2)
         desc = self.desc_out(self.desc_body(trunk))
         if self.desc_skip is not None:
             desc = desc + self.desc_skip(quarter)

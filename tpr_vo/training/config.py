@@ -25,6 +25,7 @@ class TrainConfig:
     descriptor_stride: int = 8
     depth: int = 2
     fine_width: int = 0  # > 0: fine detector branch on the 8x8 cell pixels (TPRNet)
+    half_width: int = 0  # > 0: half-resolution detector branch (TPRNet)
     ema_base: float = 0.99  # tau at step 0
     ema_schedule: str = "cosine"  # cosine (tau -> 1) | constant
     labels: str = "soft"  # soft | hard
@@ -40,6 +41,9 @@ class TrainConfig:
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
     warm_start_steps: int = 0  # SIFT distillation steps before TPR
+    # Detector polish: steps after `steps` that train only the score heads on the keypoint
+    # teacher (stem, trunk and descriptor frozen), at the constant rate `lr`.
+    polish_steps: int = 0
     image_dirs: tuple[str, ...] = ()
     use_skimage: bool = True
     synthetic_frames: int = 0  # render a synthetic drive of this many frames for training
@@ -70,5 +74,7 @@ class TrainConfig:
             raise ConfigError("train: crop_height and crop_width must be multiples of 32")
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("train: steps and batch_size must be >= 1")
+        if self.polish_steps < 0:
+            raise ConfigError("train: polish_steps must be >= 0")
         if not 0.0 <= self.ema_base <= 1.0:
             raise ConfigError("train: ema_base must be in [0, 1]")

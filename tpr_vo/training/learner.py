@@ -87,13 +87,27 @@ class TPRLearner(nn.Module):
         alpha: float,
         settings: LossSettings,
         warm: bool = False,
+        polish: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Losses for one batch of pairs; image_*: (B, 1, H, W), H_b_a: (B, 3, 3).
-        `warm`: the classical warm-start losses on view a instead (same module, so DDP syncs)."""
+        `warm`: the classical warm-start losses on view a instead; `polish`: only the keypoint
+        teacher's loss on view a, through the detector heads (features frozen). Same module
+        either way, so DDP syncs."""
         if warm:
             from tpr_vo.training.warmstart import warm_start_loss
 
             return warm_start_loss(self, image_a, settings.keypoint_teacher)
+        if polish:
+            from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
+
+            self.online.eval()  # frozen features: BN statistics stay as TPR left them
+            for head in self.online.detector_heads():
+                head.train(self.training)
+            logits, _ = self.online.forward_raw(image_a, detach_features=True)
+            self.online.train(self.training)
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            kp = keypoint_loss(logits, heat, settings.keypoint_pos_weight)
+            return {"polish_kp": kp, "total": kp}
         B, _, H, W = image_a.shape
         logits_a, raw_a = self.online.forward_raw(image_a)
         scores_a = torch.sigmoid(logits_a)

@@ -127,6 +127,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     net = TPRNet(
         width=cfg.width, descriptor_dim=cfg.descriptor_dim,
         descriptor_stride=cfg.descriptor_stride, depth=cfg.depth, fine_width=cfg.fine_width,
+        half_width=cfg.half_width,
     )  # fmt: skip
     learner = TPRLearner(net).to(device)
     trainable = [p for p in learner.parameters() if p.requires_grad]
@@ -198,21 +199,24 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
             torch.save(state, tmp)
         train_log.write()
 
-    steps_iter = progress(range(step, cfg.steps), desc="train", total=cfg.steps - step)
+    end = cfg.steps + cfg.polish_steps
+    steps_iter = progress(range(step, end), desc="train", total=end - step)
     learner.train()
     for step_i in steps_iter:
         t0 = time.perf_counter()
         strength, alpha = curriculum(cfg, step_i)
         warm = step_i < cfg.warm_start_steps
+        polish = step_i >= cfg.steps
+        lr = cfg.lr if polish else learning_rate(cfg, step_i)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step_i)
+            group["lr"] = lr
         batch = sampler.batch(cfg.batch_size, strength)
         swap = rng.random() < 0.5  # both views take the online role, half the time each
         image_a = torch.from_numpy(batch.image_b if swap else batch.image_a).to(device)
         image_b = torch.from_numpy(batch.image_a if swap else batch.image_b).to(device)
         H = np.linalg.inv(batch.H_b_a) if swap else batch.H_b_a
         losses = model_for_step(image_a, image_b, torch.from_numpy(H).to(device), alpha,
-                                settings, warm=warm)  # fmt: skip
+                                settings, warm=warm, polish=polish)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(trainable, 5.0)
@@ -222,27 +226,28 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
             if step_i + 1 == cfg.warm_start_steps
             else tau_schedule(step_i, cfg.steps, cfg.ema_base, cfg.ema_schedule)
         )
-        learner.update_target(tau)
+        if not polish:
+            learner.update_target(tau)
         step = step_i + 1
         elapsed_s += time.perf_counter() - t0
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach())
         count += 1
         stop = cfg.max_minutes > 0 and time.perf_counter() - chunk_start > cfg.max_minutes * 60
-        if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps or stop):
+        if rank == 0 and (step % cfg.log_every == 0 or step in (cfg.steps, end) or stop):
             last_losses = {k: v / count for k, v in sums.items()}
             row: dict[str, Any] = {"step": step, "time_s": round(elapsed_s, 2)}
-            row.update({"lr": learning_rate(cfg, step_i), "tau": tau, "strength": strength})
-            row.update({"alpha": alpha, "warm": int(warm), **last_losses})
+            row.update({"lr": lr, "tau": tau, "strength": strength, "alpha": alpha})
+            row.update({"warm": int(warm), "polish": int(polish), **last_losses})
             evaluate = cfg.eval_set and cfg.eval_every > 0 and step % cfg.eval_every == 0
-            if cfg.eval_set and (evaluate or step == cfg.steps or stop):
+            if cfg.eval_set and (evaluate or step in (cfg.steps, end) or stop):
                 mma3 = evaluate_mma3(net, cfg.eval_set)
                 row["mma3"] = mma3
                 learner.train()
             train_log.append(row)
             sums, count = {}, 0
             log.debug("step %d %s", step, row)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
+        if step % cfg.checkpoint_every == 0 or step in (cfg.steps, end) or stop:
             checkpoint()
         if stop:
             log.info("chunk time limit reached at step %d; resume with --resume", step)
