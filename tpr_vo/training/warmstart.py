@@ -70,7 +70,9 @@ def teacher_keypoints(image01: np.ndarray, teacher: str, max_keypoints: int = 0)
         pts = cv2.goodFeaturesToTrack(
             gray, max_keypoints, qualityLevel=0.01, minDistance=4, useHarrisDetector=True
         )
-        return np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
+        return (
+            np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
+        )
     kps = cv2.FastFeatureDetector_create(threshold=20, nonmaxSuppression=True).detect(gray)
     kps = sorted(kps, key=lambda k: -k.response)[:max_keypoints]
     return np.array([k.pt for k in kps], np.float32).reshape(-1, 2)  # FAST: pixel centres
