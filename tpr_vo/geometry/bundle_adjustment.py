@@ -123,6 +123,7 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
     free_obs = oc >= 0
     sum_by_point = _summation(prob.obs_pt, P)  # (P, O): per-observation terms -> per point
     sum_by_camera = _summation(oc[free_obs], F)  # (F, O_free)
+    free_cam, free_pt = oc[free_obs], prob.obs_pt[free_obs]
     for it in range(1, max_iterations + 1):  # noqa: B007 (reported)
         # Point blocks V (P, 3, 3), pose blocks U (F, 6, 6), cross blocks W per observation.
         JpT_w = Jp.transpose(0, 2, 1) * w[:, None, None]  # (O, 3, m)
@@ -136,6 +137,11 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
             Jc_free = JcT_w[free_obs]
             U = (sum_by_camera @ (Jc_free @ Jc[free_obs]).reshape(-1, 36)).reshape(F, 6, 6)
             g_c = sum_by_camera @ (Jc_free @ r[free_obs, :, None])[:, :, 0]
+            # Cross blocks W as one (6F, 3P) matrix, zero where a camera misses a point.
+            W_free = Wo[free_obs]
+            W4 = np.zeros((F, 6, P, 3))
+            W4[free_cam, :, free_pt, :] = W_free
+            W_mat = W4.reshape(6 * F, 3 * P)
         improved = False
         for _ in range(6):
             V_d = V + lam * (np.einsum("pii->pi", V)[:, :, None] * np.eye(3) + 1e-9 * np.eye(3))
@@ -145,13 +151,11 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
                 lam *= 10
                 continue
             if F:
-                # Reduced camera system S dx_c = b via dense per-point camera blocks, written
-                # as (6F, 3P) matrices so the point sum is one matrix product.
-                Wd = np.zeros((P, F, 6, 3))
-                Wd[prob.obs_pt[free_obs], oc[free_obs]] = Wo[free_obs]
-                Y = Wd @ Vinv[:, None]  # W V^-1, (P, F, 6, 3)
-                W_mat = Wd.transpose(1, 2, 0, 3).reshape(6 * F, 3 * P)
-                Y_mat = Y.transpose(1, 2, 0, 3).reshape(6 * F, 3 * P)
+                # Reduced camera system S dx_c = b, with Y = W V^-1 laid out like W_mat, so
+                # the sum over points is one matrix product.
+                Y4 = np.zeros((F, 6, P, 3))
+                Y4[free_cam, :, free_pt, :] = W_free @ Vinv[free_pt]
+                Y_mat = Y4.reshape(6 * F, 3 * P)
                 S = -(Y_mat @ W_mat.T)
                 for a in range(F):
                     blk = slice(6 * a, 6 * a + 6)
