@@ -52,8 +52,11 @@ def pair_distances(desc_a: np.ndarray, desc_b: np.ndarray, ia: np.ndarray, ib: n
         return np.zeros(0, np.float32)
     if desc_a.dtype == np.uint8:
         return np.bitwise_count(desc_a[ia] ^ desc_b[ib]).sum(1, dtype=np.int32).astype(np.float32)
-    diff = desc_a[ia].astype(np.float32) - desc_b[ib].astype(np.float32)
-    return np.sqrt((diff * diff).sum(1))
+    # Gather (a copy already) in float32 without a second astype copy.
+    diff = np.asarray(desc_a, np.float32)[ia]
+    diff -= np.asarray(desc_b, np.float32)[ib]
+    diff *= diff
+    return np.sqrt(diff.sum(1))
 
 
 def max_distance(binary: bool, cfg: MatchingConfig) -> float:
