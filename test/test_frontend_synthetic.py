@@ -156,3 +156,28 @@ def test_building_vo_caps_the_blas_threads():
         assert blas_threads()[: len(before)] == before
         VisualOdometry(replace(VoConfig(), **{"frontend.blas_threads": 1}), INTRINSICS, backend)
         assert len(blas_threads()) >= 2 and set(blas_threads()) == {1}  # numpy's and scipy's
+
+
+@pytest.mark.parametrize("min_ratio", [0.3, 1.1])
+def test_pnp_starts_from_the_motion_model_when_it_fits(monkeypatch, min_ratio):
+    """On a steady drive the constant-velocity prediction fits the guided matches, so PnP
+    refines it without RANSAC (a ratio above 1 forces RANSAC every frame); either way the
+    stereo map stays metric to centimetres."""
+    import tpr_vo.map_tracker as map_tracker
+
+    calls = []
+
+    def counting_solve_pnp(*args, **kwargs):
+        calls.append(1)
+        return solve_pnp(*args, **kwargs)
+
+    solve_pnp = map_tracker.solve_pnp
+    monkeypatch.setattr(map_tracker, "solve_pnp", counting_solve_pnp)
+    monkeypatch.setattr(map_tracker, "PREDICTED_POSE_MIN_RATIO", min_ratio)
+    results, est, gt = _run(mode="stereo")
+    assert all(r.tracked for r in results)
+    assert _pos_err(est, gt).max() < 0.05
+    if min_ratio > 1:
+        assert len(calls) >= NUM_FRAMES - 1
+    else:
+        assert len(calls) <= 3  # the first tracked frames, before the motion model has a speed
