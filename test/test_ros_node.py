@@ -212,6 +212,9 @@ def test_intrinsics_from_config_without_camera_info(kitti06):
         executor.add_node(probe)
         probe.wait_connected()
         probe.send_frame(frames.images[0], 1.0, None)  # no camera_info at all
+        # Wait before sending more: the node's bounded queue drops its oldest frame when three
+        # arrive while the first still waits there (a full local run under load lost one).
+        probe.wait_odometry(1)
         probe.send_frame(np.ascontiguousarray(frames.images[1][:300]), 1.1, None)
         probe.send_frame(frames.images[1], 1.2, None)
         probe.wait_odometry(2)
