@@ -10,9 +10,9 @@ from tpr_vo.cli.common import command_parser
 EPILOG = """examples:
   # the shipped default (models/MODEL_CARD.md): one command, 4,000 steps, ~1 CPU-hour
   tpr-vo train --out runs/default --steps 4000 --fine-width 64 --half-width 8 --skimage \\
-      --synthetic 300 --warm-start-steps 300 --infonce 0.5 --peaky-weight 0 --keypoint-distill 0.5 \\
-      --cell-pool mean --keypoint-teacher fast --eval-set ../shared/data/homography/v_graf \\
-      --eval-every 500 --threads 1 --seed 0
+      --synthetic 300 --warm-start-steps 300 --infonce 0.5 --peaky-weight 0 \\
+      --keypoint-distill 0.5 --cell-pool mean --keypoint-teacher fast \\
+      --eval-set ../shared/data/homography/v_graf --eval-every 500 --threads 1 --seed 0
   # pure TPR, hard labels, no curriculum (ablations)
   tpr-vo train --out runs/hard --steps 400 --labels hard --no-curriculum
   # continue a run in chunks (optimizer, EMA target, step, RNG restored)
