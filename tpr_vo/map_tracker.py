@@ -71,8 +71,8 @@ MIN_MOVING_STEP_M = 0.01  # scale "gt": a longer ground-truth step is motion
 UNVERIFIED_MIN_INLIERS = 50  # mono: fewer PnP inliers and no two-view check = untracked
 # PnP starts from the motion-model prediction, without RANSAC, when at least this share of the
 # guided matches (and 3 x min_inliers) reproject within 2 x pnp_threshold_px of it. KITTI 06,
-# seeds 0-7 (benchmarks/README.md): TPR stereo ATE 0.044 -> 0.039 m, mono height 0.126 -> 0.114,
-# ORB mono height 0.188 -> 0.100, SIFT unchanged; at 0.7 it never fires.
+# seeds 0-7, session-5 model (README.md): TPR stereo ATE 0.044 -> 0.039 m, mono height
+# 0.126 -> 0.114, ORB mono height 0.188 -> 0.100, SIFT unchanged; at 0.7 it never fires.
 PREDICTED_POSE_MIN_RATIO = 0.3
 
 
