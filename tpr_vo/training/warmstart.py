@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as nnf
 
 from tpr_vo.training import tpr_loss
+from tpr_vo.training.config import KEYPOINT_TEACHERS
 
 _SIFT = None
 
@@ -60,8 +61,8 @@ def teacher_keypoints(image01: np.ndarray, teacher: str, max_keypoints: int = 0)
     [0, 1]: "sift" (DoG blobs), "harris" (Harris corners, quality 1 % of the best, 4 px apart),
     "fast" (FAST-9 corners, threshold 20, non-max suppressed, strongest first). At most
     `max_keypoints` (0 = `TEACHER_MAX_KEYPOINTS`)."""
-    if teacher not in TEACHER_MAX_KEYPOINTS:
-        raise ValueError(f"keypoint teacher must be sift, harris or fast, got {teacher!r}")
+    if teacher not in KEYPOINT_TEACHERS:
+        raise ValueError(f"keypoint teacher must be one of {KEYPOINT_TEACHERS}, got {teacher!r}")
     max_keypoints = max_keypoints or TEACHER_MAX_KEYPOINTS[teacher]
     if teacher == "sift":
         return sift_targets(image01, max_keypoints)[0]
@@ -83,13 +84,16 @@ def teacher_heatmap(image_a: torch.Tensor, teacher: str = "sift", max_keypoints:
     batch (`teacher_keypoints`)."""
     images = image_a.detach().cpu().numpy()[:, 0]
     heat = torch.zeros_like(image_a)
-    H, W = images.shape[1:]
     for b in range(len(images)):
-        pts = teacher_keypoints(images[b], teacher, max_keypoints)
-        if len(pts):
-            ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
-            heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
+        _mark_pixels(heat, b, teacher_keypoints(images[b], teacher, max_keypoints))
     return heat
+
+
+def _mark_pixels(heat: torch.Tensor, b: int, pts: np.ndarray) -> None:
+    """Set heat[b, 0] to 1 at the pixels nearest to the (N, 2) (x, y) points."""
+    H, W = heat.shape[-2:]
+    ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
+    heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
 
 
 def warm_start_loss(
@@ -101,7 +105,10 @@ def warm_start_loss(
     logits, raw = learner.online.forward_raw(image_a)
     y = nnf.normalize(raw, dim=1)
     images = image_a.detach().cpu().numpy()[:, 0]
-    desc_losses, heat = [], torch.zeros_like(logits)
+    # SIFT as the teacher reuses the keypoints found for the descriptor targets below.
+    sift_teacher = teacher == "sift"
+    heat = torch.zeros_like(logits) if sift_teacher else teacher_heatmap(image_a, teacher)
+    desc_losses = []
     for b in range(B):
         pts, sift = sift_targets(images[b])
         if len(pts) == 0:
@@ -111,11 +118,8 @@ def warm_start_loss(
         pred = nnf.normalize(learner.sift_head(feat), dim=1)
         target = torch.from_numpy(sift).to(image_a.device)
         desc_losses.append((1.0 - (pred * target).sum(dim=1)).mean())
-        if teacher == "sift":
-            ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
-            heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
-    if teacher != "sift":
-        heat = teacher_heatmap(image_a, teacher)
+        if sift_teacher:
+            _mark_pixels(heat, b, pts)
     det = keypoint_loss(logits, heat)
     desc = torch.stack(desc_losses).mean() if desc_losses else logits.sum() * 0.0
     return {"warm_desc": desc, "warm_det": det, "total": desc + 0.1 * det}
