@@ -105,9 +105,16 @@ def _summation(index: np.ndarray, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(m), (index, np.arange(m))), shape=(n, m))
 
 
-def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 10) -> BaResult:
+def bundle_adjust(
+    prob: BaProblem,
+    huber_px: float = 2.0,
+    max_iterations: int = 10,
+    min_rel_decrease: float = 1e-2,
+) -> BaResult:
     """Refine free poses and all points; fixed poses anchor the gauge (one for stereo, two for
-    monocular so the scale is fixed too)."""
+    monocular so the scale is fixed too). Stops when an accepted step lowers the cost by less
+    than `min_rel_decrease` of it: on KITTI 06 (seeds 0-7, TPR/ORB/SIFT, mono and stereo)
+    1e-2 gave the same ATE as 1e-6 at about half the iterations."""
     C, P = len(prob.poses_cw), len(prob.points_w)
     free_idx = np.flatnonzero(~prob.fixed)
     cam_to_free = -np.ones(C, np.int64)
@@ -202,7 +209,7 @@ def bundle_adjust(prob: BaProblem, huber_px: float = 2.0, max_iterations: int = 
                 improved = True
                 break
             lam *= 10
-        if not improved or rel < 1e-6 or (F and step < 1e-10):
+        if not improved or rel < min_rel_decrease or (F and step < 1e-10):
             break
     for c in range(C):
         poses[c, :3, :3] = orthonormalize(poses[c, :3, :3])

@@ -92,10 +92,11 @@ def refine_pose_lm(
     huber_px: float = 2.0,
     iterations: int = 10,
     epipolar: EpipolarTerm | None = None,
+    min_rel_decrease: float = 1e-3,
 ) -> np.ndarray:
     """Motion-only Levenberg-Marquardt on the Huber-weighted reprojection error, plus the
     Huber-weighted Sampson distances of `epipolar` (2D-2D matches to a fixed previous camera)
-    when given."""
+    when given. Stops when a step lowers the cost by less than `min_rel_decrease` of it."""
     T = T_cam_world.copy()
     lam = 1e-3
     if len(points_w) < 4:
@@ -112,6 +113,7 @@ def refine_pose_lm(
 
     cost, res = cost_of(T)
     for _ in range(iterations):
+        prev_cost = cost
         r, e, r_epi = res
         w = _huber(e, huber_px)[1]
         J = _jacobian(T, points_w, K).reshape(-1, 6)  # (2N, 6): rows u, v of each point
@@ -138,6 +140,8 @@ def refine_pose_lm(
                 break
             lam *= 10.0
         if not improved or np.linalg.norm(delta) < 1e-10:
+            break
+        if prev_cost - cost < min_rel_decrease * prev_cost:
             break
     T[:3, :3] = orthonormalize(T[:3, :3])
     return T
