@@ -45,6 +45,10 @@ def test_real_sequence_06(kitti06: Path):
     assert seq[-1].index == 50
     with pytest.raises(IndexError):
         seq[51]
+    seq.read_right = False  # a mono run: the right image is not decoded
+    mono = seq[10]
+    assert mono.image_right is None and seq.has_right
+    np.testing.assert_array_equal(mono.image_left, frame.image_left)
 
 
 def _copy_clip(kitti06: Path, dst: Path, first: int, count: int, start_number: int) -> Path:

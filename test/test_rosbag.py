@@ -142,6 +142,9 @@ def test_stereo_pairs_by_stamp_and_reads_baseline(tmp_path):
     assert seq.intrinsics.baseline_m == pytest.approx(BASELINE_M, rel=1e-12)
     frame = seq[2]
     np.testing.assert_array_equal(frame.image_right, 255 - frames[2])
+    seq.read_right = False  # a mono run reads only the left topic
+    assert seq[2].image_right is None
+    np.testing.assert_array_equal(seq[2].image_left, frame.image_left)
 
 
 def test_errors_name_the_topic(tmp_path):

@@ -160,14 +160,12 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
     vo = VisualOdometry(config, intrinsics, backend=timed)
     stereo = config.frontend.mode == "stereo"
 
+    sequence.read_right = stereo  # mono: the right image is neither decoded nor timed
+
     def read(i: int):
-        frame = sequence[i]  # one frame at a time, so frames do not inflate the peak memory
         t0 = time.perf_counter()
-        if frame.path_left:  # time the decode of the left image file ourselves
-            left = cv2.imread(frame.path_left, cv2.IMREAD_GRAYSCALE)
-        else:  # e.g. rosbag frames: already decoded by the sequence
-            left = frame.image_left
-        right = frame.image_right if stereo else None
+        frame = sequence[i]  # one frame at a time, so frames do not inflate the peak memory
+        left, right = frame.image_left, frame.image_right
         if left is not None and (left.shape[1], left.shape[0]) != (width, height):
             left = cv2.resize(left, (width, height), interpolation=cv2.INTER_AREA)
             if right is not None:

@@ -129,6 +129,7 @@ class OfflinePipeline:
         use_gt_scale = self.config.frontend.mode == "mono" and self.config.frontend.scale == "gt"
         steps_m = gt_step_lengths_m(self.sequence.gt_poses) if use_gt_scale else None
         stereo = self.config.frontend.mode == "stereo"
+        self.sequence.read_right = stereo  # a mono run decodes no right images
         estimates: list[PoseEstimate] = []
         decode_ms: list[float] = []
 

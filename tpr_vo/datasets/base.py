@@ -15,6 +15,9 @@ class Sequence(Protocol):
     intrinsics: CameraIntrinsics  # left camera; baseline_m set when a right camera exists
     gt_poses: np.ndarray | None  # (N, 4, 4) float64 T_world_cam0, one per frame, or None
     has_right: bool
+    # False: frames come with image_right None and the right image is not decoded (a mono run
+    # sets it; decoding an unused KITTI right image costs ~3 ms a frame).
+    read_right: bool
 
     def __len__(self) -> int: ...
 

@@ -81,6 +81,7 @@ class ImageFolderSequence:
     intrinsics.yaml or camera.yaml when `intrinsics_yaml` is None)."""
 
     has_right = False
+    read_right = False  # no right camera; setting it changes nothing
 
     def __init__(
         self,

@@ -87,6 +87,7 @@ class KittiSequence:
                     f"{len(self._left)} left images in image_0 (expected the same count)"
                 )
         self.has_right = bool(self._right)
+        self.read_right = True
         self.intrinsics = intrinsics or self._intrinsics_from_calib()
         self.times_s = read_times(self.path / "times.txt", len(self._left))
         gt_file = Path(gt_path) if gt_path is not None else find_ground_truth(self.path)
@@ -121,7 +122,8 @@ class KittiSequence:
         if not -len(self) <= index < len(self):
             raise IndexError(f"frame {index} out of range for {len(self)} frames")
         index %= len(self)
-        right = self._reader.read(self._right[index]) if self.has_right else None
+        read_right = self.has_right and self.read_right
+        right = self._reader.read(self._right[index]) if read_right else None
         return Frame(
             index=index,
             stamp_s=float(self.times_s[index]),

@@ -74,6 +74,7 @@ class RosbagSequence:
             )
             self._right = dict(self._index(self._right_conns))
         self.has_right = bool(right_image_topic)
+        self.read_right = True
         if intrinsics is None:
             intrinsics = self._read_intrinsics(
                 image_topic, camera_info_topic, right_image_topic, right_camera_info_topic
@@ -92,7 +93,7 @@ class RosbagSequence:
         stamp_ns, bag_ns = self._left[index]
         left = self._read_image(self._left_conns, bag_ns, stamp_ns, f"frame {index}")
         right = None
-        if self.has_right:
+        if self.has_right and self.read_right:
             if stamp_ns in self._right:
                 right = self._read_image(
                     self._right_conns, self._right[stamp_ns], stamp_ns, f"right frame {index}"

@@ -90,6 +90,7 @@ class KittiPlayer(Node):
 
         self.sequence = open_sequence(p["sequence"])
         self.stereo = p["mode"] == "stereo"
+        self.sequence.read_right = self.stereo
         if self.stereo and not (self.sequence.has_right and self.sequence.intrinsics.baseline_m):
             raise ConfigError(f"{p['sequence']}: stereo needs image_1/ and P1 in calib.txt")
         n = len(self.sequence)
