@@ -26,6 +26,7 @@ from tpr_vo.config import load_config
 from tpr_vo.datasets import open_sequence
 from tpr_vo.features import create_backend
 from tpr_vo.pipeline import OfflinePipeline
+from tpr_vo.prefetch import features_for_prefetch
 
 
 def run_one(
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     sequence = open_sequence(args.sequence)
     records = []
     for features in args.features:
-        backend = create_backend(load_config(None, extra | {"features.kind": features}).features)
+        # Extraction runs in the pipeline's prefetch thread, with the threads `tpr-vo run` uses.
+        cfg = load_config(None, extra | {"features.kind": features}).features
+        backend = create_backend(features_for_prefetch(cfg))
         for run in args.runs:
             for seed in args.seeds:
                 rec = run_one(sequence, features, run, args.frontend, seed, backend, extra)

@@ -34,6 +34,7 @@ def test_bench_json_and_table(kitti06, random_onnx, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["image_size"] == {"width": 640, "height": 192}
     assert report["threads"] == 1 and report["frames"] == 4
+    assert report["threads_prefetch"] == 1  # an explicit count is kept for the prefetch pass
     assert "onnxruntime-cuda" in report["skipped"]  # no CUDA provider on this machine
     orb, tpr = report["orb"], report["backends"]["onnxruntime-cpu"]
     assert set(tpr["ms_per_stage"]) >= {

@@ -9,11 +9,24 @@ import time
 import numpy as np
 import pytest
 
-from tpr_vo.config import load_config
+from tpr_vo.config import FeaturesConfig, load_config
 from tpr_vo.datasets import open_sequence
 from tpr_vo.datasets.synthetic import render_synthetic_sequence
 from tpr_vo.pipeline import OfflinePipeline
-from tpr_vo.prefetch import prefetched
+from tpr_vo.prefetch import available_cores, features_for_prefetch, prefetched
+
+
+def test_prefetch_threads_leave_tracking_a_core(monkeypatch):
+    import tpr_vo.prefetch as prefetch
+
+    assert features_for_prefetch(FeaturesConfig(onnx_threads=3)).onnx_threads == 3
+    auto = FeaturesConfig()  # onnx_threads 0 = auto
+    assert features_for_prefetch(auto).onnx_threads == max(1, available_cores() - 1)
+    for cores, threads in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(prefetch, "available_cores", lambda c=cores: c)
+        resolved = features_for_prefetch(auto)
+        assert resolved.onnx_threads == threads
+        assert resolved.model_path == auto.model_path and resolved.kind == auto.kind
 
 
 def test_items_in_order_one_ahead_in_another_thread():

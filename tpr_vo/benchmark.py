@@ -28,6 +28,7 @@ import numpy as np
 
 from tpr_vo.config import VoConfig, from_flat_dict, replace, to_flat_dict
 from tpr_vo.errors import BackendUnavailableError, DataError
+from tpr_vo.prefetch import available_cores, features_for_prefetch
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class BackendResult:
 @dataclass
 class BenchReport:
     image_size: dict[str, int]
-    threads: int
+    threads: int  # ONNX Runtime intra-op threads of the timed (sequential) pass
+    threads_prefetch: int  # ... and of the prefetch pass (`fps_prefetch`), as `tpr-vo run`
     frames: int
     sequence: str
     machine: dict[str, Any]
@@ -188,8 +190,14 @@ def run_one(kind: str, flat_config: dict[str, Any], seq_path: str, size, frames:
         tracked += int(estimate.tracked)
         if left is not None:
             keypoints.append(timed.num_keypoints)
+    # The prefetch pass extracts with the threads `tpr-vo run` uses (auto: cores - 1).
+    prefetch_features = features_for_prefetch(config.features)
+    prefetch_backend = backend
+    if prefetch_features != config.features:
+        threads = {"features.onnx_threads": prefetch_features.onnx_threads}
+        prefetch_backend = _make_backend(kind, replace(config, **threads))
     fps_prefetch = _prefetch_fps(
-        VisualOdometry(config, intrinsics, backend=backend), read, n, warmup
+        VisualOdometry(config, intrinsics, backend=prefetch_backend), read, n, warmup
     )
     ms = {k: float(np.mean([r.get(k, 0.0) for r in rows])) for k in (*STAGES, "total")}
     if kind == "orb":
@@ -270,7 +278,8 @@ def run_benchmark(
     orb = BackendResult(**orb_raw)
     report = BenchReport(
         image_size=image_size,
-        threads=config.features.onnx_threads or (os.cpu_count() or 1),
+        threads=config.features.onnx_threads or available_cores(),
+        threads_prefetch=features_for_prefetch(config.features).onnx_threads,
         frames=orb.frames,
         sequence=sequence_name,
         machine=machine_info(),

@@ -30,7 +30,7 @@ class FeaturesConfig:
     nms_radius_px: int = 4
     score_threshold: float = 0.005
     border_px: int = 8
-    onnx_threads: int = 0  # 0 = ONNX Runtime's default
+    onnx_threads: int = 0  # 0 = auto: ONNX Runtime's default; cores - 1 in a prefetch thread
     engine_cache_dir: str = "~/.cache/tpr_vo/engines"
     fp16: bool = True
 

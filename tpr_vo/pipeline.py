@@ -19,7 +19,7 @@ from tpr_vo.config import VoConfig, dump_config
 from tpr_vo.datasets.base import Sequence
 from tpr_vo.errors import ConfigError
 from tpr_vo.kitti_poses import write_kitti_poses
-from tpr_vo.prefetch import prefetched
+from tpr_vo.prefetch import features_for_prefetch, prefetched
 from tpr_vo.progress import progress
 from tpr_vo.types import CameraIntrinsics, PoseEstimate
 
@@ -122,10 +122,17 @@ class OfflinePipeline:
             )
 
     def _process_frames(self) -> tuple[list[PoseEstimate], dict[str, float], float]:
+        from tpr_vo.features import create_backend
         from tpr_vo.frontend import VisualOdometry
 
         intrinsics = effective_intrinsics(self.sequence.intrinsics, self.config)
-        vo = VisualOdometry(self.config, intrinsics, backend=self.backend)
+        backend = self.backend
+        if backend is None:
+            features = self.config.features
+            backend = create_backend(
+                features_for_prefetch(features) if self.prefetch else features
+            )
+        vo = VisualOdometry(self.config, intrinsics, backend=backend)
         use_gt_scale = self.config.frontend.mode == "mono" and self.config.frontend.scale == "gt"
         steps_m = gt_step_lengths_m(self.sequence.gt_poses) if use_gt_scale else None
         stereo = self.config.frontend.mode == "stereo"

@@ -60,7 +60,8 @@ def format_table(report) -> str:
     )  # fmt: skip
     lines = [
         f"{report.frames} frames {report.image_size['width']}x{report.image_size['height']} "
-        f"of {report.sequence}; {report.threads} threads; {report.machine.get('cpu', '?')}",
+        f"of {report.sequence}; ONNX Runtime threads {report.threads} (FPS pre: "
+        f"{report.threads_prefetch}); {report.machine.get('cpu', '?')}",
         header,
         "-" * len(header),
     ]

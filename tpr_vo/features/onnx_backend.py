@@ -35,7 +35,8 @@ def import_onnxruntime():
 class OnnxRuntimeBackend(LearnedBackend):
     """device: "auto" (CUDA when available, else CPU), "cuda" (fail without it) or "cpu".
 
-    The CPU provider uses `cfg.onnx_threads` intra-op threads (0 = ONNX Runtime's default).
+    The CPU provider uses `cfg.onnx_threads` intra-op threads (0 = ONNX Runtime's default; the
+    offline pipeline's prefetch thread resolves 0 first, `prefetch.features_for_prefetch`).
     """
 
     def __init__(
