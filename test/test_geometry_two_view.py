@@ -253,6 +253,33 @@ def test_hamming_matching_mutual_and_ratio():
     assert len(match_stereo(a, pts, b, pts + [20.0, 0.0], MatchingConfig())) == 0
 
 
+@pytest.mark.parametrize("radius_px", [1e6, 60.0])
+def test_guided_matching_equals_sparse_pairs(radius_px):
+    """The table form of guided matching gives what match_pairs gives on the same candidate
+    pairs (every b within the radius; here fewer than GUIDED_MAX_CANDIDATES)."""
+    from tpr_vo.matching import match_descriptors, match_guided, match_pairs, pair_distances
+
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=(40, 16)).astype(np.float32)
+    b = (a[:30] + 1.2 * rng.normal(size=(30, 16))).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    pred, kp_b = rng.uniform(0, 200, (40, 2)), rng.uniform(0, 200, (30, 2))
+    cfg = MatchingConfig()
+    ia, ib = np.nonzero(np.linalg.norm(pred[:, None] - kp_b[None], axis=2) <= radius_px)
+    ref = match_pairs(ia, ib, pair_distances(a, b, ia, ib), 40, 30, cfg, False)
+    got = match_guided(a, pred, b, kp_b, radius_px, cfg)
+    assert 5 < len(got) < 30  # some fail the ratio or mutual test
+    order = np.argsort(got.index_a)
+    assert np.array_equal(got.index_a[order], ref.index_a)
+    assert np.array_equal(got.index_b[order], ref.index_b)
+    np.testing.assert_allclose(got.distance[order], ref.distance)
+    if radius_px > 1e5:  # everything is a candidate: brute force
+        brute = match_descriptors(a, b, cfg)
+        assert np.array_equal(brute.index_a, ref.index_a)
+        assert np.array_equal(brute.index_b, ref.index_b)
+
+
 def test_float_matching_cosine():
     from tpr_vo.matching import match_descriptors
 

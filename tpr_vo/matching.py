@@ -195,8 +195,38 @@ def match_guided(
     if len(ia) == 0:
         return Matches.empty()
     ib = nearest[ia, slot]
-    d = pair_distances(desc_a, desc_b, ia, ib)
-    return match_pairs(ia, ib, d, len(desc_a), nb, cfg, desc_a.dtype == np.uint8)
+    dist = np.full(nearest.shape, np.inf, np.float32)  # (Na, k), inf where no candidate
+    dist[ia, slot] = pair_distances(desc_a, desc_b, ia, ib)
+    return _match_candidate_table(nearest, dist, nb, cfg, desc_a.dtype == np.uint8)
+
+
+def _match_candidate_table(
+    candidates: np.ndarray, dist: np.ndarray, nb: int, cfg: MatchingConfig, binary: bool
+) -> Matches:
+    """`match_pairs` for candidates laid out as a table: row i of `candidates` (Na, k) holds
+    the b indices tried for a[i], `dist` (Na, k) their distances (inf: no candidate). Row-wise
+    minima replace the sort; the result is the same except for exact distance ties between
+    rows."""
+    rows = np.arange(len(dist))
+    best_slot = dist.argmin(axis=1)
+    best_d = dist[rows, best_slot]
+    best_b = candidates[rows, best_slot]
+    dist[rows, best_slot] = np.inf
+    second_d = dist.min(axis=1)
+    dist[rows, best_slot] = best_d
+    keep = best_d <= max_distance(binary, cfg)  # also drops rows without candidates (inf)
+    if cfg.ratio < 1.0:
+        keep &= best_d < cfg.ratio * second_d
+    if cfg.mutual:
+        valid = np.isfinite(dist)
+        column_min = np.full(nb + 1, np.inf, np.float32)  # [nb]: rows without candidates
+        np.minimum.at(column_min, candidates[valid], dist[valid])
+        reaches = np.flatnonzero(np.isfinite(best_d) & (best_d <= column_min[best_b]))
+        _, first = np.unique(best_b[reaches], return_index=True)  # ties: the first row
+        mutual = np.zeros(len(rows), bool)
+        mutual[reaches[first]] = True
+        keep &= mutual
+    return Matches(rows[keep], best_b[keep].astype(np.int64), best_d[keep])
 
 
 def match_stereo(
