@@ -216,6 +216,18 @@ def test_local_bundle_adjustment_recovers_poses(with_stereo):
     assert np.allclose(res.poses_cw[prob.fixed], prob.poses_cw[prob.fixed])
 
 
+def test_batched_3x3_inverse_matches_numpy_and_flags_singular_blocks():
+    from tpr_vo.geometry.bundle_adjustment import _inv_3x3
+
+    rng = np.random.default_rng(11)
+    A = rng.normal(size=(50, 3, 3))
+    A = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(3)  # like the damped point blocks
+    np.testing.assert_allclose(_inv_3x3(A), np.linalg.inv(A), rtol=1e-9, atol=1e-12)
+    A[7] = np.outer([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])  # rank 1
+    with pytest.raises(np.linalg.LinAlgError):
+        _inv_3x3(A)
+
+
 def test_least_squares_reference_reduces_cost():
     prob, _ = _ba_problem(np.random.default_rng(7))
     ref = least_squares_ba(prob, huber_px=2.0, max_nfev=30)
