@@ -90,3 +90,43 @@ def test_kitti_steps_match_ground_truth_lengths():
     assert 0.3 < pitch_deg < 1.2
     assert 0.97 < np.median(ratios) < 1.04
     assert np.std(ratios) < 0.05
+
+
+def test_costs_match_a_per_candidate_zncc():
+    """The costs of all candidate steps at once equal 1 - ZNCC computed one candidate at a time
+    over the pixels that stay inside the image (inf where fewer than 90 % do)."""
+    from tpr_vo.road_scale import _standardised
+
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (3000, 800)).astype(np.float32), (0, 0), 1.2)
+    T_cur = invert(make_T(so3_exp([0.0, 0.01, 0.0]), [0.0, 0.0, 1.0]))
+    prev, cur = _render_road(np.eye(4), texture), _render_road(T_cur, texture)
+    road = RoadScale(K, SIZE, [0.0, 1.0, 0.0], HEIGHT_M)
+    rows, cols = road.patch_px[:, 1].astype(int), road.patch_px[:, 0].astype(int)
+    ref = _standardised(prev[rows, cols].astype(np.float32))
+    R, t_hat = T_cur[:3, :3], T_cur[:3, 3] / np.linalg.norm(T_cur[:3, 3])
+    s_values = np.linspace(0.0, 3.0, 31)  # the far end leaves the image
+    normal = np.array([0.0, 1.0, 0.0])
+    got = road._costs(ref, cur.astype(np.float32), R, t_hat, normal, s_values)
+    A = K @ R @ np.linalg.inv(K)
+    B = K @ np.outer(t_hat, normal) @ np.linalg.inv(K)
+    expected = np.full(len(s_values), np.inf)
+    for k, s in enumerate(s_values):
+        q = road.patch_px @ (A + s * B).T
+        u, v = q[:, 0] / q[:, 2], q[:, 1] / q[:, 2]
+        samples = cv2.remap(  # grey levels are >= 0: -1 marks samples off the image
+            cur.astype(np.float32),
+            u.astype(np.float32)[None],
+            v.astype(np.float32)[None],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=-1.0,
+        )[0]
+        inside = (q[:, 2] > 1e-6) & (samples >= 0)
+        if inside.mean() < 0.9:
+            continue
+        expected[k] = 1.0 - float((ref[inside] * _standardised(samples[inside])).mean())
+    assert np.isinf(expected[-1]) and np.isfinite(expected[:10]).all()
+    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], atol=1e-5)

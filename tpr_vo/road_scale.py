@@ -38,6 +38,7 @@ SEARCH_STEP = 0.02
 MIN_ZNCC = 0.5
 MIN_DIP = 0.05  # median cost minus best cost
 MIN_PATCH_PIXELS = 200
+MIN_STD_GREY = 1.0  # grey-level std of a patch below this: flat, nothing to align
 PITCH_PROBE_RAD = np.radians(0.5)
 PITCH_WINDOW = 25
 PITCH_S_SPAN = 0.1  # s searched within +-10 % of the step's value while probing the pitch
@@ -128,27 +129,31 @@ class RoadScale:
         B = self.K @ np.outer(t_hat, normal) @ self.K_inv
         base = self.patch_px @ A.T
         slope = self.patch_px @ B.T
-        q = base[None] + np.asarray(s_values)[:, None, None] * slope[None]  # (S, P, 3)
-        z = q[..., 2]
+        s_col = np.asarray(s_values, np.float64)[:, None]
+        # Homogeneous warped pixels, one (S, P) array per component (contiguous, no (S, P, 3)).
+        z = base[:, 2] + s_col * slope[:, 2]
         valid_z = z > 1e-6
-        uv = q[..., :2] / np.where(valid_z, z, 1.0)[..., None]
+        inv_z = 1.0 / np.where(valid_z, z, 1.0)
+        map_u = ((base[:, 0] + s_col * slope[:, 0]) * inv_z).astype(np.float32)
+        map_v = ((base[:, 1] + s_col * slope[:, 1]) * inv_z).astype(np.float32)
         samples = cv2.remap(
             cur,
-            uv[..., 0].astype(np.float32),
-            uv[..., 1].astype(np.float32),
+            map_u,
+            map_v,
             cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=-1.0,
         )  # (S, P)
-        inside = valid_z & (samples >= 0.0)
-        cost = np.full(len(s_values), np.inf)
-        for k in range(len(s_values)):
-            if inside[k].mean() < 0.9:
-                continue
-            b = _standardised(samples[k][inside[k]])
-            if b is not None:
-                cost[k] = 1.0 - float((ref[inside[k]] * b).mean())
-        return cost
+        # ZNCC of ref with each row's samples over that row's inside pixels, all rows at once.
+        inside = (valid_z & (samples >= 0.0)).astype(np.float64)
+        n = inside.sum(axis=1)
+        n_safe = np.maximum(n, 1.0)
+        mean_b = (samples * inside).sum(axis=1) / n_safe
+        centred = (samples - mean_b[:, None]) * inside
+        std_b = np.sqrt((centred * centred).sum(axis=1) / n_safe)
+        zncc = (centred @ ref) / (n_safe * np.maximum(std_b, 1e-12))
+        usable = (n >= 0.9 * inside.shape[1]) & (std_b >= MIN_STD_GREY)
+        return np.where(usable, 1.0 - zncc, np.inf)
 
     def _probe_pitch(self, ref, cur, R, t_hat, s: float) -> None:
         """The best cost over s near its value at the pitch in use and +- the probe."""
@@ -189,6 +194,6 @@ def _parabola_offset(c: np.ndarray) -> float:
 
 def _standardised(values: np.ndarray) -> np.ndarray | None:
     std = float(values.std())
-    if std < 1.0:  # grey levels: a flat patch has nothing to align
+    if std < MIN_STD_GREY:
         return None
     return (values - values.mean()) / std
