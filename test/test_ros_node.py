@@ -57,11 +57,16 @@ def offline_T_odom_base(frames: KittiFrames, config, intrinsics) -> np.ndarray:
     return np.stack([T_odom_base_from_cam(T, T_bc) for T in result.T_world_cam])
 
 
-def test_odometry_for_every_frame_equals_offline_pipeline_then_reset(kitti06):
+@pytest.mark.parametrize("pipeline", [True, False])  # extract | track threads, or one worker
+def test_odometry_for_every_frame_equals_offline_pipeline_then_reset(kitti06, pipeline):
     frames = KittiFrames(kitti06, 6)
     mono = dataclasses.replace(frames.intrinsics, baseline_m=None)  # what camera_info gives
     with ros_session() as (context, executor):
-        node = VoNode(context=context, parameter_overrides=params(**ORB_RELIABLE))
+        overrides = params(**ORB_RELIABLE, **{"ros.pipeline": pipeline})
+        node = VoNode(context=context, parameter_overrides=overrides)
+        assert [w.name for w in node._workers] == (
+            ["tpr_vo_extract", "tpr_vo_track"] if pipeline else ["tpr_vo_worker"]
+        )
         probe = Probe(context)
         executor.add_node(node)
         executor.add_node(probe)

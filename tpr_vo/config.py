@@ -96,6 +96,7 @@ class RosConfig:
     path_max_length: int = 2000
     queue_size: int = 2
     image_qos: str = "sensor_data"  # sensor_data (best effort: any camera) | reliable
+    pipeline: bool = True  # extract frame i+1 in a second thread while frame i is tracked
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,24 @@ class ExtractedFrame:
     features_ms: float
 
 
+def extract_frame(
+    backend: FeatureBackend, image: np.ndarray | None, right_image: np.ndarray | None = None
+) -> ExtractedFrame:
+    """Detect and describe one frame (and its right image when given) with `backend`; what
+    `VisualOdometry.process_frame(..., extracted=)` takes. Needs no VisualOdometry, so a
+    pipeline stage can run it in its own thread."""
+    t0 = time.perf_counter()
+    gray = _usable_gray(image)
+    features = right_features = right_gray = None
+    if gray is not None:
+        features = backend.extract(gray)
+        right_gray = _usable_gray(right_image)
+        if right_gray is not None:
+            right_features = backend.extract(right_gray)
+    ms = (time.perf_counter() - t0) * 1e3 if gray is not None else 0.0
+    return ExtractedFrame(gray, features, right_gray, right_features, ms)
+
+
 class VisualOdometry:
     """Monocular or stereo visual odometry over any `FeatureBackend`."""
 
@@ -124,17 +142,8 @@ class VisualOdometry:
     ) -> ExtractedFrame:
         """Detect and describe (both images in stereo). Thread-safe against `process_frame`:
         it touches only the feature backend."""
-        t0 = time.perf_counter()
-        gray = _usable_gray(image)
-        features = right_features = right_gray = None
-        if gray is not None:
-            features = self.backend.extract(gray)
-            if self.config.frontend.mode == "stereo":
-                right_gray = _usable_gray(right_image)
-                if right_gray is not None:
-                    right_features = self.backend.extract(right_gray)
-        ms = (time.perf_counter() - t0) * 1e3 if gray is not None else 0.0
-        return ExtractedFrame(gray, features, right_gray, right_features, ms)
+        stereo = self.config.frontend.mode == "stereo"
+        return extract_frame(self.backend, image, right_image if stereo else None)
 
     def process_frame(
         self,

@@ -7,9 +7,12 @@ Publishes: odometry (nav_msgs/Odometry odom -> base_link, pose + twist with cova
   path (nav_msgs/Path, bounded), TF odom -> base_link (tf2_ros present and ros.publish_tf),
   /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz). Service: reset (std_srvs/Trigger).
 
-Callbacks only queue messages (bounded; the oldest is dropped and counted under overload); one
-worker thread decodes the newest frames, runs the core and publishes. A bad message is logged
-(throttled per reason), counted and skipped; the node keeps running.
+Callbacks only queue messages (bounded; the oldest is dropped and counted under overload). With
+`ros.pipeline` (default) one worker thread decodes the newest frame and extracts its features
+while a second tracks the previous frame and publishes (throughput of the slower stage, like
+`tpr-vo run`'s prefetch; ONNX Runtime then leaves the tracker a core); without it one worker does
+both in turn. A bad message is logged (throttled per reason), counted and skipped; the node keeps
+running.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from tpr_vo.errors import ConfigError, DataError, TprVoError
+from tpr_vo.frontend import ExtractedFrame, extract_frame
+from tpr_vo.prefetch import features_for_prefetch
 from tpr_vo.ros.body_frame import BodyOdometryTracker, T_base_cam_from_config
 from tpr_vo.ros.conversions import (
     camera_info_to_intrinsics,
@@ -59,6 +64,17 @@ class _Input:
     right: Image | None
 
 
+@dataclass
+class _Extracted:
+    """A frame ready for tracking: decoded, checked, its features extracted."""
+
+    item: _Input
+    intrinsics: CameraIntrinsics
+    extracted: ExtractedFrame
+    t_start: float  # perf_counter when its preparation began
+    decode_ms: float
+
+
 class VoNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
@@ -69,7 +85,10 @@ class VoNode(Node):
         self.stereo = front.mode == "stereo"
         from tpr_vo.features.base import create_backend
 
-        self._backend = create_backend(self.config.features)
+        features = self.config.features
+        self._backend = create_backend(
+            features_for_prefetch(features) if self.config.ros.pipeline else features
+        )
         self._tracker = BodyOdometryTracker(T_base_cam_from_config(self.config.camera))
         self._vo = None  # created on the first frame with intrinsics
         self._intrinsics: CameraIntrinsics | None = None
@@ -77,6 +96,7 @@ class VoNode(Node):
 
         self._cond = threading.Condition()
         self._queue: deque[_Input] = deque()
+        self._ready: _Extracted | None = None  # pipeline hand-over slot (guarded by _cond)
         self._camera_info: CameraInfo | None = None
         self._right_camera_info: CameraInfo | None = None
         self._sync = ExactStampSync()
@@ -119,11 +139,17 @@ class VoNode(Node):
             )
         self.create_service(Trigger, "reset", self._on_reset)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name="tpr_vo_worker", daemon=True)
-        self._worker.start()
+        if ros.pipeline:
+            stages = [("tpr_vo_extract", self._extract_loop), ("tpr_vo_track", self._track_loop)]
+        else:
+            stages = [("tpr_vo_worker", self._serial_loop)]
+        self._workers = [threading.Thread(target=f, name=n, daemon=True) for n, f in stages]
+        for worker in self._workers:
+            worker.start()
         self.get_logger().info(
             f"ready: {front.mode} VO, features {self.config.features.kind}"
-            f" ({type(self._backend).__name__}), queue {ros.queue_size}"
+            f" ({type(self._backend).__name__}), queue {ros.queue_size}, "
+            + ("pipelined (extract | track)" if ros.pipeline else "one worker")
         )
 
     # -- callbacks (executor thread): store and return -------------------------------------
@@ -162,56 +188,103 @@ class VoNode(Node):
         response.message = "tracking restarted; the next frame is the new odom origin"
         return response
 
-    # -- worker thread ---------------------------------------------------------------------
+    # -- worker threads --------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _next_input(self) -> _Input | None:
+        """The oldest queued frame; None when the node stops."""
+        with self._cond:
+            while not self._queue and not self._stop:
+                self._cond.wait()
+            return None if self._stop else self._queue.popleft()
+
+    def _guarded(self, key, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception as exc:  # the node must not stop on one frame: log, count, go on
+            self._skip("internal_error", f"frame {key} failed: {exc!r}")
+            logging.getLogger(__name__).exception("frame %s failed", key)
+
+    def _serial_loop(self) -> None:
+        while (item := self._next_input()) is not None:
+            self._guarded(item.key, self._prepare_and_track, item)
+
+    def _prepare_and_track(self, item: _Input) -> None:
+        ready = self._prepare(item)
+        if ready is not None:
+            self._track(ready)
+
+    def _extract_loop(self) -> None:
+        """Pipeline stage 1: decode + extract, then wait for the tracker to take the frame (new
+        images meanwhile wait in the bounded queue, which drops the oldest)."""
+        while (item := self._next_input()) is not None:
+            self._guarded(item.key, self._hand_over, item)
+
+    def _hand_over(self, item: _Input) -> None:
+        ready = self._prepare(item)
+        if ready is None:
+            return
+        with self._cond:
+            while self._ready is not None and not self._stop:
+                self._cond.wait()
+            self._ready = ready
+            self._cond.notify_all()
+
+    def _track_loop(self) -> None:
+        """Pipeline stage 2: track and publish the frames stage 1 hands over, in order."""
         while True:
             with self._cond:
-                while not self._queue and not self._stop:
+                while self._ready is None and not self._stop:
                     self._cond.wait()
                 if self._stop:
                     return
-                item = self._queue.popleft()
-            try:
-                self._process(item)
-            except Exception as exc:  # the node must not stop on one frame: log, count, go on
-                self._skip("internal_error", f"frame {item.key} failed: {exc!r}")
-                logging.getLogger(__name__).exception("frame %s failed", item.key)
+                ready, self._ready = self._ready, None
+                self._cond.notify_all()
+            self._guarded(ready.item.key, self._track, ready)
 
-    def _process(self, item: _Input) -> None:
+    def _prepare(self, item: _Input) -> _Extracted | None:
+        """Decode and check a frame, find its intrinsics and extract its features; None (and a
+        counted skip) when the frame cannot be used."""
         t0 = time.perf_counter()
         if self._last_key is not None and item.key == self._last_key:
             self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
-            return
+            return None
         try:
             left = image_msg_to_gray(item.left)
             right = image_msg_to_gray(item.right) if item.right is not None else None
         except DataError as exc:
             self._skip("bad_image", f"skipping frame {item.key}: {exc}")
-            return
+            return None
         height, width = left.shape
         if right is not None and right.shape != left.shape:
             size = f"right image {right.shape[1]}x{right.shape[0]} px, left {width}x{height}"
             self._skip("size_mismatch", f"skipping frame {item.key}: {size}")
-            return
+            return None
         intrinsics = self._wait_for_intrinsics(width, height)
         if intrinsics is None:
-            return
+            return None
         if (intrinsics.width_px, intrinsics.height_px) != (width, height):
             self._skip(
                 "size_mismatch",
                 f"skipping frame {item.key}: image is {width}x{height} px but the camera is "
                 f"{intrinsics.width_px}x{intrinsics.height_px} px (camera_info or first frame)",
             )
-            return
+            return None
         t1 = time.perf_counter()
+        extracted = extract_frame(self._backend, left, right if self.stereo else None)
+        return _Extracted(item, intrinsics, extracted, t0, (t1 - t0) * 1e3)
+
+    def _track(self, ready: _Extracted) -> None:
+        item, intrinsics = ready.item, ready.intrinsics
         with self._vo_lock:
+            if self._last_key is not None and item.key == self._last_key:
+                self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
+                return
             if self._last_key is not None and item.key < self._last_key:
                 self._restart("time went backwards (looped playback?)")
             if self._vo is None or intrinsics != self._intrinsics:
                 self._create_vo(intrinsics)
             stamp_s = stamp_to_seconds(item.left.header.stamp)
-            estimate = self._vo.process_frame(left, stamp_s, right_image=right)
+            estimate = self._vo.process_frame(None, stamp_s, extracted=ready.extracted)
             sample = self._tracker.update(estimate.T_world_cam, estimate.covariance_6x6, stamp_s)
             self._last_key = item.key
         t2 = time.perf_counter()
@@ -221,8 +294,8 @@ class VoNode(Node):
         self.counts["tracked"] += int(estimate.tracked)
         self._last_estimate = estimate
         latency = {f"{k}_ms": float(v) for k, v in estimate.timings_ms.items()}
-        latency.update(decode_ms=(t1 - t0) * 1e3, publish_ms=(t3 - t2) * 1e3)
-        latency["end_to_end_ms"] = (t3 - t0) * 1e3
+        latency.update(decode_ms=ready.decode_ms, publish_ms=(t3 - t2) * 1e3)
+        latency["end_to_end_ms"] = (t3 - ready.t_start) * 1e3
         self._last_latency_ms = latency
 
     def _wait_for_intrinsics(self, width: int, height: int) -> CameraIntrinsics | None:
@@ -351,12 +424,13 @@ class VoNode(Node):
             self.get_logger().warning(f"{text} [{reason}: {count} so far]")
 
     def destroy_node(self) -> None:
-        worker = getattr(self, "_worker", None)  # absent when __init__ failed
-        if worker is not None:
+        workers = getattr(self, "_workers", [])  # absent when __init__ failed
+        if workers:
             with self._cond:
                 self._stop = True
                 self._cond.notify_all()
-            worker.join(timeout=10.0)
+            for worker in workers:
+                worker.join(timeout=10.0)
         super().destroy_node()
 
 
