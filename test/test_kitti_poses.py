@@ -60,3 +60,24 @@ def test_failed_write_keeps_old_file(tmp_path):
     with pytest.raises(DataError):
         write_kitti_poses(path, np.zeros((3, 2, 2)))
     assert len(read_kitti_poses(path)) == 3
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    """Not the owner-only mode of the temporary file; an existing file keeps its mode."""
+    import os
+    import stat
+
+    from tpr_vo.atomic import write_text_atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    new = tmp_path / "poses.txt"
+    write_text_atomic(new, "1 0 0 0 0 1 0 0 0 0 1 0\n")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask
+    assert new.read_text().startswith("1 0 0")
+    existing = tmp_path / "metrics.json"
+    existing.write_text("{}")
+    existing.chmod(0o640)
+    write_text_atomic(existing, '{"ate": 1}')
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o640 and "ate" in existing.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "poses.txt"]
