@@ -245,8 +245,7 @@ class VoNode(Node):
         """Decode and check a frame, find its intrinsics and extract its features; None (and a
         counted skip) when the frame cannot be used."""
         t0 = time.perf_counter()
-        if self._last_key is not None and item.key == self._last_key:
-            self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
+        if self._repeats_last_stamp(item):  # cheap early out; _track checks again in order
             return None
         try:
             left = image_msg_to_gray(item.left)
@@ -276,8 +275,7 @@ class VoNode(Node):
     def _track(self, ready: _Extracted) -> None:
         item, intrinsics = ready.item, ready.intrinsics
         with self._vo_lock:
-            if self._last_key is not None and item.key == self._last_key:
-                self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
+            if self._repeats_last_stamp(item):
                 return
             if self._last_key is not None and item.key < self._last_key:
                 self._restart("time went backwards (looped playback?)")
@@ -297,6 +295,12 @@ class VoNode(Node):
         latency.update(decode_ms=ready.decode_ms, publish_ms=(t3 - t2) * 1e3)
         latency["end_to_end_ms"] = (t3 - ready.t_start) * 1e3
         self._last_latency_ms = latency
+
+    def _repeats_last_stamp(self, item: _Input) -> bool:
+        if self._last_key is not None and item.key == self._last_key:
+            self._skip("duplicate_stamp", f"frame {item.key} repeats the previous stamp")
+            return True
+        return False
 
     def _wait_for_intrinsics(self, width: int, height: int) -> CameraIntrinsics | None:
         """Intrinsics from camera_info (override config), else config.camera; None = drop."""
