@@ -285,7 +285,8 @@ def test_guided_matching_equals_sparse_pairs(radius_px):
     order = np.argsort(got.index_a)
     assert np.array_equal(got.index_a[order], ref.index_a)
     assert np.array_equal(got.index_b[order], ref.index_b)
-    np.testing.assert_allclose(got.distance[order], ref.distance)
+    # The table computes |a|^2 + |b|^2 - 2 a.b, the pairs (a - b)^2: float32 rounding apart.
+    np.testing.assert_allclose(got.distance[order], ref.distance, atol=1e-6)
     if radius_px > 1e5:  # everything is a candidate: brute force
         brute = match_descriptors(a, b, cfg)
         assert np.array_equal(brute.index_a, ref.index_a)
@@ -348,3 +349,19 @@ def test_brute_force_mutual_tie_goes_to_first_row():
     assert len(match_descriptors(a, b, MatchingConfig(ratio=0.95))) == 0
     # Without the tie, row 1 -> b1 is mutual.
     assert len(match_descriptors(a[1:], b, MatchingConfig(ratio=0.95))) == 1
+
+
+def test_candidate_table_distances_any_norm():
+    """The batched-product table equals direct distances for descriptors of any length, with
+    inf where a row has no candidate (index len(b))."""
+    from tpr_vo.matching import _candidate_table_l2
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(7, 5)).astype(np.float32) * 3.0
+    b = rng.normal(size=(9, 5)).astype(np.float32)
+    cand = rng.integers(0, 10, size=(7, 4))  # 9 = no candidate
+    got = _candidate_table_l2(a, b, cand)
+    for i in range(7):
+        for j in range(4):
+            want = np.inf if cand[i, j] == 9 else np.linalg.norm(a[i] - b[cand[i, j]])
+            assert got[i, j] == pytest.approx(want, rel=1e-5, abs=1e-5)

@@ -194,10 +194,31 @@ def match_guided(
     ia, slot = np.nonzero(nearest < nb)  # missing neighbours are reported as index nb
     if len(ia) == 0:
         return Matches.empty()
-    ib = nearest[ia, slot]
-    dist = np.full(nearest.shape, np.inf, np.float32)  # (Na, k), inf where no candidate
-    dist[ia, slot] = pair_distances(desc_a, desc_b, ia, ib)
-    return _match_candidate_table(nearest, dist, nb, cfg, desc_a.dtype == np.uint8)
+    binary = desc_a.dtype == np.uint8
+    if binary:
+        dist = np.full(nearest.shape, np.inf, np.float32)  # (Na, k), inf where no candidate
+        dist[ia, slot] = pair_distances(desc_a, desc_b, ia, nearest[ia, slot])
+    else:
+        dist = _candidate_table_l2(desc_a, desc_b, nearest)
+    return _match_candidate_table(nearest, dist, nb, cfg, binary)
+
+
+def _candidate_table_l2(desc_a: np.ndarray, desc_b: np.ndarray, candidates: np.ndarray):
+    """(Na, k) float32 Euclidean distances from desc_a[i] to desc_b[candidates[i, j]], inf where
+    candidates[i, j] == len(desc_b) (no candidate). One gather and one batched matrix product
+    (|a|^2 + |b|^2 - 2 a.b) instead of gathering both sides and subtracting: ~3x faster."""
+    nb = len(desc_b)
+    a = np.asarray(desc_a, np.float32)
+    b = np.asarray(desc_b, np.float32)
+    missing = candidates >= nb
+    safe = np.where(missing, 0, candidates)
+    sq = np.matmul(b[safe], a[:, :, None])[..., 0]  # (Na, k) dot products; b[safe]: (Na, k, D)
+    sq *= -2.0
+    sq += (a * a).sum(1)[:, None]
+    sq += (b * b).sum(1)[safe]
+    dist = np.sqrt(np.maximum(sq, 0.0, out=sq))
+    dist[missing] = np.inf
+    return dist
 
 
 def _match_candidate_table(
