@@ -74,10 +74,13 @@ def refine_right_x(
     left_patch = _centred(_sample_rows(left, rows, ul[idx, None, None] + offsets[None, None, :]))
     textured = left_patch.std(axis=(1, 2)) >= MIN_PATCH_STD
     shifts = np.arange(-search_px, search_px + 1)
+    # One strip of the right rows covers every shifted patch: (n, P, P + 2 * search_px).
+    strip_cols = np.arange(-patch_half_px - search_px, patch_half_px + search_px + 1)
+    strip = _sample_rows(right, rows, ur[idx, None, None] + strip_cols[None, None, :])
+    size = 2 * patch_half_px + 1
     cost = np.empty((len(idx), len(shifts)), np.float32)
-    for k, s in enumerate(shifts):
-        cols = ur[idx, None, None] + s + offsets[None, None, :]
-        diff = left_patch - _centred(_sample_rows(right, rows, cols))
+    for k in range(len(shifts)):
+        diff = left_patch - _centred(strip[:, :, k : k + size])
         cost[:, k] = (diff * diff).sum(axis=(1, 2))
     best = cost.argmin(axis=1)
     n = np.arange(len(idx))
