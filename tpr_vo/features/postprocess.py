@@ -32,7 +32,7 @@ from tpr_vo.types import Features
 
 @dataclass(frozen=True)
 class PostprocessParams:
-    nms_radius_px: int = 4
+    nms_radius_px: int = 5
     score_threshold: float = 0.005
     border_px: int = 8
     max_keypoints: int = 2000
