@@ -194,6 +194,9 @@ def match_guided(
     ia, slot = np.nonzero(nearest < nb)  # missing neighbours are reported as index nb
     if len(ia) == 0:
         return Matches.empty()
+    # Neighbours come sorted by pixel distance, missing ones last: columns past the fullest
+    # row hold no candidate (a tight radius fills few).
+    nearest = nearest[:, : int(slot.max()) + 1]
     binary = desc_a.dtype == np.uint8
     if binary:
         dist = np.full(nearest.shape, np.inf, np.float32)  # (Na, k), inf where no candidate
