@@ -204,3 +204,28 @@ def test_keypoint_teacher_is_validated_and_reaches_the_loss():
         TrainConfig(keypoint_teacher="orb").validate()
     with pytest.raises(ValueError, match="orb"):
         teacher_keypoints(np.zeros((8, 8), np.float32), "orb")
+
+
+def test_max_perspective_sets_the_viewpoint_change_of_training_pairs():
+    """`max_perspective` reaches the sampler's homographies: 0 leaves them affine (no
+    perspective row), a larger limit gives larger projective terms; bad values are refused by
+    name."""
+    from tpr_vo.cli import build_parser
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.homography import HomographyRange
+
+    img = np.random.default_rng(0).integers(0, 255, (300, 400)).astype(np.uint8)
+
+    def perspective_terms(limit):
+        limits = HomographyRange(max_perspective=limit)
+        sampler = PairSampler([img], (96, 128), np.random.default_rng(1), limits)
+        hs = [sampler.pair(strength=1.0, photometric_change=False)[2] for _ in range(30)]
+        return np.array([np.abs(h[2, :2] / h[2, 2]).max() for h in hs])
+
+    assert perspective_terms(0.0).max() < 1e-7  # float32 corners in OpenCV; 0.25 gives ~1e-3
+    assert np.median(perspective_terms(0.4)) > 1.3 * np.median(perspective_terms(0.25))
+    with pytest.raises(ConfigError, match="max_perspective"):
+        TrainConfig(max_perspective=1.5).validate()
+    args = build_parser().parse_args(["train", "--out", "x", "--max-perspective", "0.4"])
+    assert args.max_perspective == 0.4

@@ -107,6 +107,13 @@ def add_parser(subparsers) -> None:
         help="weight of keypoint distillation of the score map during TPR",
     )
     p.add_argument(
+        "--max-perspective",
+        type=float,
+        default=d.max_perspective,
+        help="training homographies: largest corner displacement, as a fraction of the crop, at "
+        "full curriculum strength (viewpoint change)",
+    )
+    p.add_argument(
         "--keypoint-teacher",
         choices=KEYPOINT_TEACHERS,
         default=d.keypoint_teacher,
@@ -204,6 +211,7 @@ def config_from_args(args):
         cell_pool=args.cell_pool,
         keypoint_weight=args.keypoint_distill,
         keypoint_teacher=args.keypoint_teacher,
+        max_perspective=args.max_perspective,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
         polish_steps=args.polish_steps,

@@ -31,6 +31,7 @@ class TrainConfig:
     labels: str = "soft"  # soft | hard
     curriculum: bool = True  # transformation strength (and alpha) rise over the first half
     min_strength: float = 0.25
+    max_perspective: float = 0.25  # homography corner displacement at full strength (of the crop)
     alpha_max: float = 1.0
     label_temperature: float = 0.5
     det_weight: float = 1.0  # repeatability
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ConfigError("train: crop_height and crop_width must be multiples of 32")
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("train: steps and batch_size must be >= 1")
+        if not 0.0 <= self.max_perspective < 1.0:
+            raise ConfigError("train: max_perspective must be in [0, 1)")
         if self.polish_steps < 0:
             raise ConfigError("train: polish_steps must be >= 0")
         if not 0.0 <= self.ema_base <= 1.0:

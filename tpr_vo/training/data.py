@@ -18,7 +18,7 @@ import numpy as np
 
 from tpr_vo.errors import DataError
 from tpr_vo.training.augment import photometric
-from tpr_vo.training.homography import random_homography, translation
+from tpr_vo.training.homography import HomographyRange, random_homography, translation
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,14 @@ class PairSampler:
         images: list[np.ndarray],
         crop_hw: tuple[int, int],
         rng: np.random.Generator,
+        limits: HomographyRange | None = None,
     ) -> None:
         if not images:
             raise DataError("no training images (give --images, --skimage or --synthetic)")
         self.images = images
         self.crop_h, self.crop_w = crop_hw
         self.rng = rng
+        self.limits = limits or HomographyRange()
 
     def _source(self) -> np.ndarray:
         image = self.images[int(self.rng.integers(len(self.images)))]
@@ -131,7 +133,7 @@ class PairSampler:
         y0 = int(self.rng.integers(0, src.shape[0] - h + 1))
         x0 = int(self.rng.integers(0, src.shape[1] - w + 1))
         view_a = src[y0 : y0 + h, x0 : x0 + w]
-        H_b_a = random_homography(w, h, strength, self.rng)
+        H_b_a = random_homography(w, h, strength, self.rng, self.limits)
         H_b_src = H_b_a @ translation(-x0, -y0)
         view_b = cv2.warpPerspective(
             src, H_b_src, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT

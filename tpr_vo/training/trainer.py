@@ -28,6 +28,7 @@ from tpr_vo.features.model import TPRNet, count_parameters, save_checkpoint
 from tpr_vo.progress import progress
 from tpr_vo.training.config import TrainConfig
 from tpr_vo.training.data import PairSampler, folder_images, skimage_images, synthetic_images
+from tpr_vo.training.homography import HomographyRange
 from tpr_vo.training.learner import LossSettings, TPRLearner, tau_schedule
 from tpr_vo.training.train_log import TrainLog
 
@@ -154,7 +155,8 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         from torch.nn.parallel import DistributedDataParallel
 
         model_for_step = DistributedDataParallel(learner, find_unused_parameters=True)
-    sampler = PairSampler(load_images(cfg), (cfg.crop_height, cfg.crop_width), rng)
+    limits = HomographyRange(max_perspective=cfg.max_perspective)
+    sampler = PairSampler(load_images(cfg), (cfg.crop_height, cfg.crop_width), rng, limits)
     settings = LossSettings(
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
