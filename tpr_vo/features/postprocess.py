@@ -32,10 +32,11 @@ from tpr_vo.types import Features
 
 @dataclass(frozen=True)
 class PostprocessParams:
-    nms_radius_px: int = 5
-    score_threshold: float = 0.005
-    border_px: int = 8
-    max_keypoints: int = 2000
+    # The defaults are FeaturesConfig's, so one place sets them.
+    nms_radius_px: int = FeaturesConfig.nms_radius_px
+    score_threshold: float = FeaturesConfig.score_threshold
+    border_px: int = FeaturesConfig.border_px
+    max_keypoints: int = FeaturesConfig.max_keypoints
     refine_radius_px: int = 1  # 0 disables sub-pixel refinement
     refine_temperature: float = 0.1
 

@@ -77,7 +77,7 @@ def refine_right_x(
     # One strip of the right rows covers every shifted patch: (n, P, P + 2 * search_px).
     strip_cols = np.arange(-patch_half_px - search_px, patch_half_px + search_px + 1)
     strip = _sample_rows(right, rows, ur[idx, None, None] + strip_cols[None, None, :])
-    size = 2 * patch_half_px + 1
+    size = len(offsets)
     cost = np.empty((len(idx), len(shifts)), np.float32)
     for k in range(len(shifts)):
         diff = left_patch - _centred(strip[:, :, k : k + size])
