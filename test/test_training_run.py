@@ -131,3 +131,45 @@ def test_polish_steps_train_only_the_detector_heads(tmp_path, images_dir):
     assert any(k.startswith("half_head.") for k in changed)
     rows = json.loads((out / "log.json").read_text())["rows"]
     assert [r["polish"] for r in rows] == [0, 0, 0, 0, 1, 1]
+
+
+def test_batch_workers_draw_each_step_from_its_own_seed(images_dir):
+    """A step's batch is a function of (seed, step): the same from a worker pool started
+    anywhere as drawn directly, different for another step; the teacher maps mark the FAST
+    corners of the online view."""
+    from tpr_vo.training.batches import BatchPrefetcher, DrawSpec, draw_step, teacher_maps
+    from tpr_vo.training.data import folder_images
+    from tpr_vo.training.homography import HomographyRange
+
+    spec = DrawSpec(folder_images(images_dir), (64, 96), HomographyRange(), 3, "fast")
+    direct = draw_step(spec, 5, 2, 0.5)
+    with BatchPrefetcher(spec, 4, 7, lambda step: (2, 0.5), workers=2) as prefetcher:
+        prefetcher.get(4)
+        pooled = prefetcher.get(5)
+        with pytest.raises(IndexError, match="in order"):
+            prefetcher.get(5)
+    np.testing.assert_array_equal(direct.pairs.image_b, pooled.pairs.image_b)
+    np.testing.assert_array_equal(direct.heat_online, pooled.heat_online)
+    assert direct.swap == pooled.swap
+    other = draw_step(spec, 6, 2, 0.5)
+    assert not np.array_equal(direct.pairs.image_a, other.pairs.image_a)
+    heat = direct.heat_online
+    assert direct.pairs.image_a.shape == (2, 1, 64, 96) and heat.shape == (2, 1, 64, 96)
+    online = direct.pairs.image_b if direct.swap else direct.pairs.image_a
+    np.testing.assert_array_equal(heat, teacher_maps(online, "fast"))
+    assert 0 < heat.sum() < heat.size / 10  # sparse corners, not empty
+    assert set(np.unique(heat)) <= {0.0, 1.0}
+
+
+def test_train_with_batch_workers_resumes_exactly(tmp_path, images_dir):
+    """--data-workers: the run trains (FAST teacher maps drawn by the workers) and a chunked
+    run equals an uninterrupted one, since batches depend on the step alone."""
+    tiny = _tiny(images_dir, data_workers=1, keypoint_weight=1.0, keypoint_teacher="fast")
+    straight = train(dataclasses.replace(tiny, out_dir=str(tmp_path / "straight")))
+    assert straight.step == 4 and "kp" in straight.last_losses
+    chunked = tmp_path / "chunked"
+    train(dataclasses.replace(tiny, out_dir=str(chunked), max_minutes=1e-9))
+    train(dataclasses.replace(tiny, out_dir=str(chunked), resume=True))
+    a, b = _params(tmp_path / "straight" / "model.pt"), _params(chunked / "model.pt")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key

@@ -171,6 +171,14 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="DistributedDataParallel; launch with torchrun --nproc_per_node N",
     )
+    p.add_argument(
+        "--data-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draw each step's batch in N worker processes, seeded by (seed, step), so a GPU "
+        "is not kept waiting (0 = in the training process)",
+    )
     p.add_argument("--max-minutes", type=float, default=0.0, help="end this chunk after N min")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(func=run)
@@ -226,6 +234,7 @@ def config_from_args(args):
         device=args.device,
         threads=args.threads,
         ddp=args.ddp,
+        data_workers=args.data_workers,
         max_minutes=args.max_minutes,
         resume=args.resume,
     )

@@ -56,6 +56,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch's default
     ddp: bool = False  # under torchrun: DistributedDataParallel (gloo on CPU, nccl on CUDA)
+    data_workers: int = 0  # > 0: draw batches in this many processes (batches.py), for GPUs
     max_minutes: float = 0.0  # end this chunk after this many minutes (0 = run to `steps`)
     resume: bool = False
 
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ConfigError("train: steps and batch_size must be >= 1")
         if not 0.0 <= self.max_perspective < 1.0:
             raise ConfigError("train: max_perspective must be in [0, 1)")
+        if self.data_workers < 0:
+            raise ConfigError("train: data_workers must be >= 0")
         if self.polish_steps < 0:
             raise ConfigError("train: polish_steps must be >= 0")
         if not 0.0 <= self.ema_base <= 1.0:

@@ -88,15 +88,17 @@ class TPRLearner(nn.Module):
         settings: LossSettings,
         warm: bool = False,
         polish: bool = False,
+        heat_a: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Losses for one batch of pairs; image_*: (B, 1, H, W), H_b_a: (B, 3, 3).
         `warm`: the classical warm-start losses on view a instead; `polish`: only the keypoint
         teacher's loss on view a, through the detector heads (features frozen). Same module
-        either way, so DDP syncs."""
+        either way, so DDP syncs. `heat_a`: the keypoint teacher's (B, 1, H, W) maps of view a
+        when drawn with the batch (`batches.draw_step`); else computed here."""
         if warm:
             from tpr_vo.training.warmstart import warm_start_loss
 
-            return warm_start_loss(self, image_a, settings.keypoint_teacher)
+            return warm_start_loss(self, image_a, settings.keypoint_teacher, heat_a)
         if polish:
             from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
@@ -105,7 +107,9 @@ class TPRLearner(nn.Module):
                 head.train(self.training)
             logits, _ = self.online.forward_raw(image_a, detach_features=True)
             self.online.train(self.training)
-            heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            heat = heat_a
+            if heat is None:
+                heat = teacher_heatmap(image_a, settings.keypoint_teacher)
             kp = keypoint_loss(logits, heat, settings.keypoint_pos_weight)
             return {"polish_kp": kp, "total": kp}
         B, _, H, W = image_a.shape
@@ -154,7 +158,9 @@ class TPRLearner(nn.Module):
         if settings.keypoint_weight > 0:
             from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
-            heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            heat = heat_a
+            if heat is None:
+                heat = teacher_heatmap(image_a, settings.keypoint_teacher)
             out["kp"] = keypoint_loss(logits_a, heat, settings.keypoint_pos_weight)
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:

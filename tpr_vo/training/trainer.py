@@ -26,6 +26,7 @@ from tpr_vo.atomic import atomic_path
 from tpr_vo.errors import ConfigError, DataError
 from tpr_vo.features.model import TPRNet, count_parameters, save_checkpoint
 from tpr_vo.progress import progress
+from tpr_vo.training.batches import BatchPrefetcher, DrawSpec
 from tpr_vo.training.config import TrainConfig
 from tpr_vo.training.data import PairSampler, folder_images, skimage_images, synthetic_images
 from tpr_vo.training.homography import HomographyRange
@@ -130,6 +131,8 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         descriptor_stride=cfg.descriptor_stride, depth=cfg.depth, fine_width=cfg.fine_width,
         half_width=cfg.half_width,
     )  # fmt: skip
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size
     learner = TPRLearner(net).to(device)
     trainable = [p for p in learner.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -202,6 +205,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         train_log.write()
 
     end = cfg.steps + cfg.polish_steps
+    prefetcher = _prefetcher(cfg, sampler, rank, step, end)
     steps_iter = progress(range(step, end), desc="train", total=end - step)
     learner.train()
     for step_i in steps_iter:
@@ -212,13 +216,20 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         lr = cfg.lr if polish else learning_rate(cfg, step_i)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = sampler.batch(cfg.batch_size, strength)
-        swap = rng.random() < 0.5  # both views take the online role, half the time each
+        heat = None
+        if prefetcher is None:
+            batch = sampler.batch(cfg.batch_size, strength)
+            swap = rng.random() < 0.5  # both views take the online role, half the time each
+        else:
+            drawn = prefetcher.get(step_i)
+            batch, swap = drawn.pairs, drawn.swap
+            heat = drawn.heat_online
         image_a = torch.from_numpy(batch.image_b if swap else batch.image_a).to(device)
         image_b = torch.from_numpy(batch.image_a if swap else batch.image_b).to(device)
         H = np.linalg.inv(batch.H_b_a) if swap else batch.H_b_a
+        heat_a = None if heat is None else torch.from_numpy(heat).to(device)
         losses = model_for_step(image_a, image_b, torch.from_numpy(H).to(device), alpha,
-                                settings, warm=warm, polish=polish)  # fmt: skip
+                                settings, warm=warm, polish=polish, heat_a=heat_a)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(trainable, 5.0)
@@ -254,6 +265,8 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         if stop:
             log.info("chunk time limit reached at step %d; resume with --resume", step)
             break
+    if prefetcher is not None:
+        prefetcher.close()
     if cfg.ddp:
         import torch.distributed as dist
 
@@ -262,6 +275,26 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     if rank == 0:
         log.info("stopped at step %d after %.1f min; %s", step, elapsed_s / 60, last_losses)
     return TrainResult(out, step, elapsed_s, last_losses, mma3)
+
+
+def _prefetcher(
+    cfg: TrainConfig, sampler: PairSampler, rank: int, first: int, end: int
+) -> BatchPrefetcher | None:
+    """Batch workers for `--data-workers N` (None: draw in this process)."""
+    if cfg.data_workers == 0 or first >= end:
+        return None
+    uses_teacher = cfg.keypoint_weight > 0 or cfg.warm_start_steps > 0 or cfg.polish_steps > 0
+    teacher = cfg.keypoint_teacher if uses_teacher and cfg.keypoint_teacher != "sift" else ""
+    spec = DrawSpec(
+        sampler.images, (cfg.crop_height, cfg.crop_width), sampler.limits,
+        cfg.seed + 7919 * rank, teacher,
+    )  # fmt: skip
+
+    def plan(step_i: int) -> tuple[int, float]:
+        return cfg.batch_size, curriculum(cfg, step_i)[0]
+
+    log.info("drawing batches in %d worker processes", cfg.data_workers)
+    return BatchPrefetcher(spec, first, end, plan, cfg.data_workers)
 
 
 def command_line() -> str:

@@ -85,29 +85,33 @@ def teacher_heatmap(image_a: torch.Tensor, teacher: str = "sift", max_keypoints:
     images = image_a.detach().cpu().numpy()[:, 0]
     heat = torch.zeros_like(image_a)
     for b in range(len(images)):
-        _mark_pixels(heat, b, teacher_keypoints(images[b], teacher, max_keypoints))
+        mark_pixels(heat[b, 0], teacher_keypoints(images[b], teacher, max_keypoints))
     return heat
 
 
-def _mark_pixels(heat: torch.Tensor, b: int, pts: np.ndarray) -> None:
-    """Set heat[b, 0] to 1 at the pixels nearest to the (N, 2) (x, y) points."""
-    H, W = heat.shape[-2:]
+def mark_pixels(heat_hw, pts: np.ndarray) -> None:
+    """Set a (H, W) map (numpy array or tensor view) to 1 at the pixels nearest to the (N, 2)
+    (x, y) points."""
+    H, W = heat_hw.shape[-2:]
     ij = np.clip(np.round(pts).astype(int), 0, [W - 1, H - 1])
-    heat[b, 0, ij[:, 1], ij[:, 0]] = 1.0
+    heat_hw[ij[:, 1], ij[:, 0]] = 1.0
 
 
 def warm_start_loss(
-    learner, image_a: torch.Tensor, teacher: str = "sift"
+    learner, image_a: torch.Tensor, teacher: str = "sift", heat_a: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """SIFT descriptor + `teacher` keypoint distillation losses for a (B, 1, H, W) batch
-    through `learner.online`."""
+    through `learner.online`; `heat_a`: the teacher's maps when already drawn."""
     B, _, H, W = image_a.shape
     logits, raw = learner.online.forward_raw(image_a)
     y = nnf.normalize(raw, dim=1)
     images = image_a.detach().cpu().numpy()[:, 0]
     # SIFT as the teacher reuses the keypoints found for the descriptor targets below.
     sift_teacher = teacher == "sift"
-    heat = torch.zeros_like(logits) if sift_teacher else teacher_heatmap(image_a, teacher)
+    if sift_teacher:
+        heat = torch.zeros_like(logits)
+    else:
+        heat = heat_a if heat_a is not None else teacher_heatmap(image_a, teacher)
     desc_losses = []
     for b in range(B):
         pts, sift = sift_targets(images[b])
@@ -119,7 +123,7 @@ def warm_start_loss(
         target = torch.from_numpy(sift).to(image_a.device)
         desc_losses.append((1.0 - (pred * target).sum(dim=1)).mean())
         if sift_teacher:
-            _mark_pixels(heat, b, pts)
+            mark_pixels(heat[b, 0], pts)
     det = keypoint_loss(logits, heat)
     desc = torch.stack(desc_losses).mean() if desc_losses else logits.sum() * 0.0
     return {"warm_desc": desc, "warm_det": det, "total": desc + 0.1 * det}
