@@ -11,8 +11,12 @@ EPILOG = """examples:
   # the shipped default (models/MODEL_CARD.md): one command, 4,000 steps, ~1 CPU-hour
   tpr-vo train --out runs/default --steps 4000 --fine-width 64 --half-width 8 --skimage \\
       --synthetic 300 --warm-start-steps 300 --infonce 0.5 --peaky-weight 0 \\
-      --keypoint-distill 0.5 --cell-pool mean --keypoint-teacher fast \\
+      --keypoint-distill 2.0 --cell-pool mean --keypoint-teacher fast \\
       --eval-set ../shared/data/homography/v_graf --eval-every 500 --threads 1 --seed 0
+  # one CUDA GPU: larger batches, drawn by 3 worker processes so the GPU is not kept waiting
+  tpr-vo train --out runs/gpu --steps 2700 --batch 32 --device cuda --data-workers 3 \\
+      --fine-width 64 --half-width 8 --skimage --synthetic 300 --warm-start-steps 100 \\
+      --infonce 0.5 --peaky-weight 0 --keypoint-distill 2.0 --cell-pool mean --keypoint-teacher fast
   # pure TPR, hard labels, no curriculum (ablations)
   tpr-vo train --out runs/hard --steps 400 --labels hard --no-curriculum
   # continue a run in chunks (optimizer, EMA target, step, RNG restored)
