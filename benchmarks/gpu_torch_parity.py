@@ -2,8 +2,8 @@
 for fp32 (TF32 off), TF32 and fp16, on real frames. For machines with a GPU but no TensorRT:
 it measures what the GPU precisions do to the features, not TensorRT itself.
 
-  python benchmarks/gpu_torch_parity.py --frames ../shared/data/kitti/dataset/sequences/06/image_0 \
-      --json out/gpu_parity.json
+  python benchmarks/gpu_torch_parity.py \
+      --frames ../shared/data/kitti/dataset/sequences/06/image_0 --json out/gpu_parity.json
 """
 
 from __future__ import annotations

@@ -51,3 +51,17 @@ def test_bench_json_and_table(kitti06, random_onnx, tmp_path, capsys):
     split = sum(tpr["ms_per_stage"][k] for k in ("preprocess", "network", "postprocess"))
     assert split <= tpr["ms_per_stage"]["features"] + 0.01
     assert tpr["ratio_to_orb"] == pytest.approx(orb["fps"] / tpr["fps"], rel=1e-2)
+
+
+def test_machine_info_names_the_gpus_nvidia_smi_lists(tmp_path, monkeypatch):
+    """Results say which GPU measured them: the names `nvidia-smi` prints, none without it."""
+    from tpr_vo.benchmark import gpu_names, machine_info
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    assert gpu_names() == [] and "gpus" not in machine_info()
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text('#!/bin/sh\n[ "$1" = "--query-gpu=name" ] && printf "NVIDIA H200\\n\\n"\n')
+    fake.chmod(0o755)
+    assert machine_info()["gpus"] == ["NVIDIA H200"]
+    fake.write_text("#!/bin/sh\nexit 9\n")  # a failing nvidia-smi (no driver) is no GPU
+    assert gpu_names() == []

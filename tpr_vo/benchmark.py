@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -82,6 +84,9 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    gpus = gpu_names()
+    if gpus:
+        info["gpus"] = gpus
     try:
         import onnxruntime
 
@@ -90,6 +95,22 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def gpu_names() -> list[str]:
+    """The NVIDIA GPUs `nvidia-smi` lists (none without it), so a result names its GPU; asks no
+    GPU library, which the ONNX Runtime CPU path must not need."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 class _SplitTimer:

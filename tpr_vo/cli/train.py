@@ -16,7 +16,8 @@ EPILOG = """examples:
   # one CUDA GPU: larger batches, drawn by 3 worker processes so the GPU is not kept waiting
   tpr-vo train --out runs/gpu --steps 2700 --batch 32 --device cuda --data-workers 3 \\
       --fine-width 64 --half-width 8 --skimage --synthetic 300 --warm-start-steps 100 \\
-      --infonce 0.5 --peaky-weight 0 --keypoint-distill 2.0 --cell-pool mean --keypoint-teacher fast
+      --infonce 0.5 --peaky-weight 0 --keypoint-distill 2.0 --cell-pool mean \\
+      --keypoint-teacher fast
   # pure TPR, hard labels, no curriculum (ablations)
   tpr-vo train --out runs/hard --steps 400 --labels hard --no-curriculum
   # continue a run in chunks (optimizer, EMA target, step, RNG restored)
