@@ -70,6 +70,8 @@ def test_unknown_key_is_named(tmp_path):
         ("frontend.local_ba", 1, "expects true or false"),
         ("camera.base_to_camera_quat_xyzw", [0, 0, 0, 2], "unit quaternion"),
         ("frontend.blas_threads", -1, ">= 0"),
+        ("features.refine_radius_px", -1, r"0\.\.8"),
+        ("features.refine_radius_px", 9, r"0\.\.8"),
     ],
 )
 def test_bad_values_name_the_field(key, value, message):

@@ -121,15 +121,16 @@ def test_shipped_model_loads_and_onnx_matches_it():
 def test_shipped_model_mma_on_graffiti_regression(graffiti):
     """MMA@3 of the shipped model on v_graf through the torch backend, 2000 keypoints.
 
-    Measured at release: 0.193 with ONNX Runtime (SIFT 0.307, ORB 0.305; see
-    models/MODEL_CARD.md); the previous model gave 0.170. The bound catches a broken model."""
+    Measured: 0.207 with ONNX Runtime and the default sub-pixel window (radius 3; 0.193 with
+    radius 1, as released; SIFT 0.307, ORB 0.305; see models/MODEL_CARD.md); the previous
+    model gave 0.170. The bound catches a broken model or post-processing."""
     from tpr_vo.config import FeaturesConfig
     from tpr_vo.eval.mma import evaluate_mma
     from tpr_vo.features.torch_backend import TorchBackend
 
     backend = TorchBackend(FeaturesConfig(model_path=str(SHIPPED_PT)), device="cpu")
     mma3 = evaluate_mma([graffiti], backend).at(3)
-    assert 0.175 <= mma3 <= 0.21
+    assert 0.19 <= mma3 <= 0.225
 
 
 def test_shipped_model_keypoints_are_not_locked_to_a_cell_position(graffiti):

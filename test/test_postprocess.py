@@ -146,3 +146,23 @@ def test_extract_features_crops_padding_and_maps_coordinates():
     assert len(empty) == 0 and empty.descriptors.shape == (0, 16)
     with pytest.raises(DataError, match="NaN"):
         extract_features(np.full((96, 128), np.nan, np.float32), desc, h, w, PostprocessParams())
+
+
+def test_wider_refinement_window_is_less_biased_on_a_broad_peak():
+    """Soft-argmax in a 3x3 window is pulled towards the centre pixel; on a peak as wide as the
+    score map's blobs (sigma 2 px) the default 7x7 window (radius 3, `features.refine_radius_px`)
+    lands nearer the true position, and the config value reaches the postprocess params."""
+    from tpr_vo.config import FeaturesConfig
+
+    true_xy = np.array([[60.4, 40.3], [120.7, 70.6], [30.35, 80.65]])
+    scores = gaussian_peaks((120, 200), [tuple(t) for t in true_xy], [1.0, 0.9, 0.8], sigma=2.0)
+    kps, _ = detect_keypoints(scores, PostprocessParams(score_threshold=0.1))
+    order = [int(np.argmin(np.hypot(*(true_xy - kp).T))) for kp in kps]
+    err = {
+        r: np.abs(refine_subpixel(scores, kps, r, 0.1) - true_xy[order]).sum(axis=1)
+        for r in (1, 3)
+    }
+    assert len(kps) == 3 and np.all(err[3] < err[1]) and err[3].max() < 0.1
+    assert PostprocessParams().refine_radius_px == FeaturesConfig().refine_radius_px == 3
+    params = PostprocessParams.from_config(FeaturesConfig(refine_radius_px=0))
+    assert params.refine_radius_px == 0

@@ -28,6 +28,7 @@ class FeaturesConfig:
     max_keypoints: int = 2000
     model_path: str = ""  # "" = the model shipped in models/
     nms_radius_px: int = 5  # the shipped model: 5 gives ~1,230 keypoints per KITTI frame, 4 ~1,650
+    refine_radius_px: int = 3  # sub-pixel soft-argmax window: (2r+1)^2 score pixels; 0 = off
     score_threshold: float = 0.005
     border_px: int = 8
     onnx_threads: int = 0  # 0 = auto: ONNX Runtime's default; cores - 1 in a prefetch thread
@@ -208,6 +209,11 @@ def _validate(flat: dict[str, Any], source: str) -> None:
     for name in _UNIT_INTERVAL:
         if not 0.0 < flat[name] <= 1.0:
             raise ConfigError(f"{source}: '{name}' must be in (0, 1], got {flat[name]!r}")
+    if not 0 <= flat["features.refine_radius_px"] <= 8:
+        raise ConfigError(
+            f"{source}: 'features.refine_radius_px' must be in 0..8 (0 = no sub-pixel "
+            f"refinement), got {flat['features.refine_radius_px']!r}"
+        )
     if flat["frontend.blas_threads"] < 0:
         raise ConfigError(f"{source}: 'frontend.blas_threads' must be >= 0 (0 = library default)")
     quat = flat["camera.base_to_camera_quat_xyzw"]

@@ -37,7 +37,7 @@ class PostprocessParams:
     score_threshold: float = FeaturesConfig.score_threshold
     border_px: int = FeaturesConfig.border_px
     max_keypoints: int = FeaturesConfig.max_keypoints
-    refine_radius_px: int = 1  # 0 disables sub-pixel refinement
+    refine_radius_px: int = FeaturesConfig.refine_radius_px  # 0 disables sub-pixel refinement
     refine_temperature: float = 0.1
 
     @staticmethod
@@ -47,6 +47,7 @@ class PostprocessParams:
             score_threshold=cfg.score_threshold,
             border_px=cfg.border_px,
             max_keypoints=cfg.max_keypoints,
+            refine_radius_px=cfg.refine_radius_px,
         )
 
 
