@@ -137,9 +137,10 @@ def test_batch_workers_draw_each_step_from_its_own_seed(images_dir):
     """A step's batch is a function of (seed, step): the same from a worker pool started
     anywhere as drawn directly, different for another step; the teacher maps mark the FAST
     corners of the online view."""
-    from tpr_vo.training.batches import BatchPrefetcher, DrawSpec, draw_step, teacher_maps
+    from tpr_vo.training.batches import BatchPrefetcher, DrawSpec, draw_step
     from tpr_vo.training.data import folder_images
     from tpr_vo.training.homography import HomographyRange
+    from tpr_vo.training.warmstart import teacher_maps
 
     spec = DrawSpec(folder_images(images_dir), (64, 96), HomographyRange(), 3, "fast")
     direct = draw_step(spec, 5, 2, 0.5)

@@ -41,16 +41,6 @@ class DrawSpec:
     teacher: str  # "" = no teacher maps
 
 
-def teacher_maps(images01: np.ndarray, teacher: str) -> np.ndarray:
-    """(B, 1, H, W) float32 0/1 maps of `teacher`'s keypoint pixels on (B, 1, H, W) images."""
-    from tpr_vo.training.warmstart import mark_pixels, teacher_keypoints
-
-    heat = np.zeros_like(images01, dtype=np.float32)
-    for b in range(len(images01)):
-        mark_pixels(heat[b, 0], teacher_keypoints(images01[b, 0], teacher))
-    return heat
-
-
 def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> StepBatch:
     """The batch of `step`: a function of (spec.seed, step, batch_size, strength) alone."""
     rng = np.random.default_rng([spec.seed, step])
@@ -58,6 +48,8 @@ def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> St
     swap = bool(rng.random() < 0.5)
     if not spec.teacher:
         return StepBatch(pairs, swap, None)
+    from tpr_vo.training.warmstart import teacher_maps
+
     online = pairs.image_b if swap else pairs.image_a
     return StepBatch(pairs, swap, teacher_maps(online, spec.teacher))
 

@@ -107,9 +107,7 @@ class TPRLearner(nn.Module):
                 head.train(self.training)
             logits, _ = self.online.forward_raw(image_a, detach_features=True)
             self.online.train(self.training)
-            heat = heat_a
-            if heat is None:
-                heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a)
             kp = keypoint_loss(logits, heat, settings.keypoint_pos_weight)
             return {"polish_kp": kp, "total": kp}
         B, _, H, W = image_a.shape
@@ -158,9 +156,7 @@ class TPRLearner(nn.Module):
         if settings.keypoint_weight > 0:
             from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
-            heat = heat_a
-            if heat is None:
-                heat = teacher_heatmap(image_a, settings.keypoint_teacher)
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a)
             out["kp"] = keypoint_loss(logits_a, heat, settings.keypoint_pos_weight)
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:

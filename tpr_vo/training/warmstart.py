@@ -79,14 +79,27 @@ def teacher_keypoints(image01: np.ndarray, teacher: str, max_keypoints: int = 0)
     return np.array([k.pt for k in kps], np.float32).reshape(-1, 2)  # FAST: pixel centres
 
 
-def teacher_heatmap(image_a: torch.Tensor, teacher: str = "sift", max_keypoints: int = 0):
-    """(B, 1, H, W) 0/1 map of a classical detector's keypoint pixels on a (B, 1, H, W) [0, 1]
-    batch (`teacher_keypoints`)."""
-    images = image_a.detach().cpu().numpy()[:, 0]
-    heat = torch.zeros_like(image_a)
-    for b in range(len(images)):
-        mark_pixels(heat[b, 0], teacher_keypoints(images[b], teacher, max_keypoints))
+def teacher_maps(images01: np.ndarray, teacher: str, max_keypoints: int = 0) -> np.ndarray:
+    """(B, 1, H, W) float32 0/1 maps of a classical detector's keypoint pixels on a (B, 1, H, W)
+    [0, 1] batch (`teacher_keypoints`)."""
+    heat = np.zeros(images01.shape, np.float32)
+    for b in range(len(images01)):
+        mark_pixels(heat[b, 0], teacher_keypoints(images01[b, 0], teacher, max_keypoints))
     return heat
+
+
+def teacher_heatmap(
+    image_a: torch.Tensor,
+    teacher: str = "sift",
+    max_keypoints: int = 0,
+    drawn: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`teacher_maps` of a (B, 1, H, W) tensor batch, as a tensor like it; `drawn`: the maps
+    when already drawn with the batch (`batches.draw_step`), returned as they are."""
+    if drawn is not None:
+        return drawn
+    heat = teacher_maps(image_a.detach().cpu().numpy(), teacher, max_keypoints)
+    return torch.from_numpy(heat).to(image_a.device, image_a.dtype)
 
 
 def mark_pixels(heat_hw, pts: np.ndarray) -> None:
@@ -111,7 +124,7 @@ def warm_start_loss(
     if sift_teacher:
         heat = torch.zeros_like(logits)
     else:
-        heat = heat_a if heat_a is not None else teacher_heatmap(image_a, teacher)
+        heat = teacher_heatmap(image_a, teacher, drawn=heat_a)
     desc_losses = []
     for b in range(B):
         pts, sift = sift_targets(images[b])
