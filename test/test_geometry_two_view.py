@@ -216,6 +216,37 @@ def test_local_bundle_adjustment_recovers_poses(with_stereo):
     assert np.allclose(res.poses_cw[prob.fixed], prob.poses_cw[prob.fixed])
 
 
+@pytest.mark.parametrize("with_stereo", [False, True])
+def test_ba_jacobians_match_finite_differences(with_stereo):
+    """The closed-form pose (left perturbation) and point Jacobians, against central
+    differences of the residuals, for the u, v and (stereo) right-x rows."""
+    from tpr_vo.geometry.bundle_adjustment import _linearize
+
+    prob, _ = _ba_problem(np.random.default_rng(8), with_stereo)
+    r, Jc, Jp, _ = _linearize(prob.poses_cw, prob.points_w, prob)
+    obs = np.arange(0, len(r), 37)  # a spread of observations over all cameras
+    eps = 1e-6
+    num_c = np.zeros((len(r), r.shape[1], 6))
+    num_p = np.zeros((len(r), r.shape[1], 3))
+    for k in range(6):
+        d = np.zeros(6)
+        d[k] = eps
+        step = make_T(so3_exp(d[3:]), d[:3])
+        back = make_T(so3_exp(-d[3:]), -d[:3])
+        plus = _linearize(step @ prob.poses_cw, prob.points_w, prob)[0]
+        minus = _linearize(back @ prob.poses_cw, prob.points_w, prob)[0]
+        num_c[:, :, k] = (plus - minus) / (2 * eps)
+    for k in range(3):
+        d = np.zeros(3)
+        d[k] = eps
+        plus = _linearize(prob.poses_cw, prob.points_w + d, prob)[0]
+        minus = _linearize(prob.poses_cw, prob.points_w - d, prob)[0]
+        num_p[:, :, k] = (plus - minus) / (2 * eps)
+    assert r.shape[1] == (3 if with_stereo else 2)
+    np.testing.assert_allclose(Jc[obs], num_c[obs], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(Jp[obs], num_p[obs], rtol=1e-5, atol=1e-4)
+
+
 def test_batched_3x3_inverse_matches_numpy_and_flags_singular_blocks():
     from tpr_vo.geometry.bundle_adjustment import _inv_3x3
 

@@ -129,8 +129,12 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     binary = desc_a.dtype == np.uint8
     if len(desc_b) < 2:
         return match_from_distances(distance_matrix(desc_a, desc_b), cfg, binary)
-    # Float descriptors: squared distances (monotonic), square-rooted only where kept.
-    dist = distance_matrix(desc_a, desc_b) if binary else _squared_l2(desc_a, desc_b)
+    # Float descriptors: a matrix monotonic in the distance (no square roots), converted to
+    # distances only for the nearest and second nearest of each row.
+    if binary:
+        dist, to_distance = distance_matrix(desc_a, desc_b), None
+    else:
+        dist, to_distance = _l2_order_key(desc_a, desc_b)
     rows = np.arange(len(desc_a))
     # Nearest and second nearest per row by two argmin passes (no full sort or partition).
     best = dist.argmin(axis=1)
@@ -148,8 +152,8 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
         mutual[reaches[first]] = True
     dist[rows, best] = np.inf
     second_d = dist.min(axis=1)
-    if not binary:
-        best_d, second_d = np.sqrt(best_d), np.sqrt(second_d)
+    if to_distance is not None:
+        best_d, second_d = to_distance(best_d), to_distance(second_d)
     keep = best_d <= max_distance(binary, cfg)
     if cfg.ratio < 1.0:
         keep &= best_d < cfg.ratio * second_d
@@ -158,17 +162,34 @@ def match_descriptors(desc_a: np.ndarray, desc_b: np.ndarray, cfg: MatchingConfi
     return Matches(rows[keep].astype(np.int64), best[keep].astype(np.int64), best_d[keep])
 
 
+def _l2_order_key(desc_a: np.ndarray, desc_b: np.ndarray):
+    """(Na, Nb) float32 matrix ordered like the Euclidean distances, and the function that
+    turns its entries into distances. Unit vectors (learned descriptors): minus the dot
+    product, since |a - b|^2 = 2 - 2 a.b; one matrix product and one pass, where squared
+    distances take three more passes over the matrix. Otherwise: squared distances."""
+    a = np.asarray(desc_a, np.float32)
+    b = np.asarray(desc_b, np.float32)
+    if _unit_rows(a) and _unit_rows(b):
+        key = a @ b.T
+        np.negative(key, out=key)
+        return key, lambda k: np.sqrt(np.maximum(2.0 + 2.0 * k, 0.0))
+    return _squared_l2(a, b), np.sqrt
+
+
+def _unit_rows(x: np.ndarray) -> bool:
+    return bool(np.allclose(np.einsum("ij,ij->i", x, x), 1.0, atol=1e-5))
+
+
 def _squared_l2(desc_a: np.ndarray, desc_b: np.ndarray) -> np.ndarray:
     a = desc_a.astype(np.float32)
     b = desc_b.astype(np.float32)
     sq = a @ b.T
     sq *= -2.0
-    norm_a, norm_b = (a * a).sum(1), (b * b).sum(1)
-    if np.allclose(norm_a, 1.0, atol=1e-5) and np.allclose(norm_b, 1.0, atol=1e-5):
+    if _unit_rows(a) and _unit_rows(b):
         sq += 2.0  # unit vectors (learned descriptors): one pass instead of two
     else:
-        sq += norm_a[:, None]
-        sq += norm_b[None, :]
+        sq += (a * a).sum(1)[:, None]
+        sq += (b * b).sum(1)[None, :]
     return np.maximum(sq, 0.0, out=sq)
 
 

@@ -50,36 +50,56 @@ class BaResult:
 
 
 def _linearize(poses, points, prob: BaProblem):
-    """Residuals (O, m) and Jacobians w.r.t. pose (O, m, 6) and point (O, m, 3)."""
+    """Residuals (O, m) and Jacobians w.r.t. pose (O, m, 6) and point (O, m, 3).
+
+    Written out per entry, not as stacked 3x3 matrix products (numpy's batched matmul on tiny
+    matrices costs about 3x more): with (x, y, z) the point in the camera, a = f/z and
+    x' = x/z, the left-perturbation pose Jacobian of u is [a, 0, -a x', -f x' y', f (1 + x'^2),
+    -f y'], of v [0, a, -a y', -f (1 + y'^2), f x' y', f x'], and the point Jacobian is
+    d(pixel)/d(pc) @ R."""
     R = poses[prob.obs_cam, :3, :3]
     t = poses[prob.obs_cam, :3, 3]
-    pc = (R @ points[prob.obs_pt][:, :, None])[:, :, 0] + t
+    pw = points[prob.obs_pt]
+    pc = np.einsum("oij,oj->oi", R, pw) + t
     z = np.maximum(pc[:, 2], 1e-6)
     fx, fy, cx, cy = prob.K[0, 0], prob.K[1, 1], prob.K[0, 2], prob.K[1, 2]
-    u = fx * pc[:, 0] / z + cx
-    v = fy * pc[:, 1] / z + cy
-    stereo = np.isfinite(prob.obs_right_x) & (prob.baseline > 0)
+    inv_z = 1.0 / z
+    xz, yz = pc[:, 0] * inv_z, pc[:, 1] * inv_z
     m = 3 if prob.baseline > 0 else 2
-    r = np.zeros((len(pc), m))
-    r[:, 0] = u - prob.obs_px[:, 0]
-    r[:, 1] = v - prob.obs_px[:, 1]
-    J_proj = np.zeros((len(pc), m, 3))
-    J_proj[:, 0, 0] = fx / z
-    J_proj[:, 0, 2] = -fx * pc[:, 0] / z**2
-    J_proj[:, 1, 1] = fy / z
-    J_proj[:, 1, 2] = -fy * pc[:, 1] / z**2
+    n = len(pc)
+    r = np.zeros((n, m))
+    r[:, 0] = fx * xz + cx - prob.obs_px[:, 0]
+    r[:, 1] = fy * yz + cy - prob.obs_px[:, 1]
+    # d(pixel)/d(pc): row u = (ax, 0, -ax x'), row v = (0, ay, -ay y')
+    ax, ay = fx * inv_z, fy * inv_z
+    Jc = np.zeros((n, m, 6))
+    Jc[:, 0, 0] = ax
+    Jc[:, 0, 2] = -ax * xz
+    Jc[:, 0, 3] = -fx * xz * yz
+    Jc[:, 0, 4] = fx * (1.0 + xz * xz)
+    Jc[:, 0, 5] = -fx * yz
+    Jc[:, 1, 1] = ay
+    Jc[:, 1, 2] = -ay * yz
+    Jc[:, 1, 3] = -fy * (1.0 + yz * yz)
+    Jc[:, 1, 4] = fy * xz * yz
+    Jc[:, 1, 5] = fy * xz
+    Jp = np.empty((n, m, 3))
+    Jp[:, 0] = ax[:, None] * (R[:, 0] - xz[:, None] * R[:, 2])
+    Jp[:, 1] = ay[:, None] * (R[:, 1] - yz[:, None] * R[:, 2])
     if m == 3:
-        ur = u - fx * prob.baseline / z
+        # right x = u - fx b / z: its pc-derivative adds fx b / z^2 to the z entry of row u
+        stereo = np.isfinite(prob.obs_right_x)
+        kb = fx * prob.baseline * inv_z * inv_z
+        ur = fx * xz + cx - fx * prob.baseline * inv_z
         r[:, 2] = np.where(stereo, ur - np.nan_to_num(prob.obs_right_x), 0.0)
-        J_proj[:, 2] = J_proj[:, 0]
-        J_proj[:, 2, 2] += fx * prob.baseline / z**2
-        J_proj[~stereo, 2] = 0.0
-    J_pt_pose = np.zeros((len(pc), 3, 6))
-    J_pt_pose[:, :, :3] = np.eye(3)
-    J_pt_pose[:, 0, 4], J_pt_pose[:, 0, 5] = pc[:, 2], -pc[:, 1]
-    J_pt_pose[:, 1, 3], J_pt_pose[:, 1, 5] = -pc[:, 2], pc[:, 0]
-    J_pt_pose[:, 2, 3], J_pt_pose[:, 2, 4] = pc[:, 1], -pc[:, 0]
-    return r, J_proj @ J_pt_pose, J_proj @ R, pc[:, 2]
+        Jc[:, 2] = Jc[:, 0]
+        Jc[:, 2, 2] += kb
+        Jc[:, 2, 3] += kb * pc[:, 1]
+        Jc[:, 2, 4] -= kb * pc[:, 0]
+        Jp[:, 2] = Jp[:, 0] + kb[:, None] * R[:, 2]
+        Jc[~stereo, 2] = 0.0
+        Jp[~stereo, 2] = 0.0
+    return r, Jc, Jp, pc[:, 2]
 
 
 def _inv_3x3(A: np.ndarray) -> np.ndarray:
