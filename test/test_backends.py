@@ -214,3 +214,30 @@ def test_stage_timings_are_reported(random_model_files):
     backend.extract(np.full((100, 150), 128, np.uint8))
     assert set(backend.last_timings_ms) == {"preprocess", "network", "postprocess"}
     assert all(v >= 0 for v in backend.last_timings_ms.values())
+
+
+def test_multi_scale_extraction_maps_each_scale_back(kitti06, random_model_files):
+    """features.scales: a scale's keypoints are that resized image's keypoints in the original
+    image's pixels; [1.0] is the single-scale extraction; several scales merge by score."""
+    onnx_path = str(random_model_files[1])
+    image = cv2.imread(str(kitti06 / "image_0" / KITTI_FRAMES[0]), cv2.IMREAD_GRAYSCALE)
+    h, w = image.shape
+
+    def backend(scales):
+        cfg = FeaturesConfig(backend="onnxruntime", model_path=onnx_path, scales=scales)
+        return create_tpr_backend(cfg)
+
+    single = backend([1.0]).extract(image)
+    small = cv2.resize(image, (round(w * 0.5), round(h * 0.5)), interpolation=cv2.INTER_AREA)
+    at_half = backend([1.0]).extract(small)
+    only_half = backend([0.5]).extract(image)
+    factor = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
+    np.testing.assert_allclose(only_half.keypoints_px, (at_half.keypoints_px + 0.5) * factor - 0.5)
+    np.testing.assert_array_equal(only_half.descriptors, at_half.descriptors)
+    both_backend = backend([1.0, 0.5])
+    both = both_backend.extract(image)
+    assert len(both) == min(2000, len(single) + len(at_half))
+    assert np.all(np.diff(both.scores) <= 0)
+    assert both.keypoints_px.min() >= 0
+    assert np.all(both.keypoints_px.max(axis=0) <= [w - 1, h - 1])
+    assert set(both_backend.last_timings_ms) == {"preprocess", "network", "postprocess"}

@@ -72,12 +72,25 @@ def test_unknown_key_is_named(tmp_path):
         ("frontend.blas_threads", -1, ">= 0"),
         ("features.refine_radius_px", -1, r"0\.\.8"),
         ("features.refine_radius_px", 9, r"0\.\.8"),
+        ("features.scales", [], r"1\.\.8 image scales"),
+        ("features.scales", [1.0, 0.0], r"in \[0\.25, 4\.0\]"),
+        ("features.scales", [1.0] + [0.5 + 0.1 * i for i in range(8)], r"1\.\.8 image scales"),
+        ("features.scales", [1.0, 1.0], "twice"),
+        ("features.scales", "1.0", "expects a list of numbers"),
+        ("features.scales", [1.0, "big"], "expects a list of numbers"),
     ],
 )
 def test_bad_values_name_the_field(key, value, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(None, {key: value})
     assert key in str(info.value)
+
+
+def test_scales_take_a_list_of_any_length(tmp_path):
+    assert load_config(None).features.scales == [1.0]
+    path = tmp_path / "ms.yaml"
+    path.write_text("features:\n  scales: [1.41, 1, 0.71]\n")
+    assert load_config(path).features.scales == [1.41, 1.0, 0.71]
 
 
 def test_stereo_rejects_mono_scale():

@@ -166,3 +166,18 @@ def test_wider_refinement_window_is_less_biased_on_a_broad_peak():
     assert PostprocessParams().refine_radius_px == FeaturesConfig().refine_radius_px == 3
     params = PostprocessParams.from_config(FeaturesConfig(refine_radius_px=0))
     assert params.refine_radius_px == 0
+
+
+def test_merge_scales_maps_pixel_centres_and_keeps_the_best():
+    from tpr_vo.features.postprocess import merge_scales
+    from tpr_vo.types import Features
+
+    d = np.eye(4, dtype=np.float32)
+    full = Features(np.array([[10.0, 20.0], [3.0, 4.0]], np.float32), np.array([0.9, 0.2]), d[:2])
+    half = Features(np.array([[5.0, 7.0], [1.0, 1.0]], np.float32), np.array([0.5, 0.2]), d[2:])
+    merged = merge_scales([(full, 1.0, 1.0), (half, 2.0, 2.0)], max_keypoints=3)
+    # (x + 0.5) * 2 - 0.5: the half-size image's pixel 5 covers full-size pixels 10 and 11.
+    np.testing.assert_allclose(merged.keypoints_px, [[10.0, 20.0], [10.5, 14.5], [3.0, 4.0]])
+    np.testing.assert_allclose(merged.scores, [0.9, 0.5, 0.2])  # tie 0.2: the first scale's
+    np.testing.assert_array_equal(merged.descriptors, d[[0, 2, 1]])
+    assert merged.keypoints_px.dtype == np.float32 and merged.scores.dtype == np.float32

@@ -29,6 +29,10 @@ class FeaturesConfig:
     model_path: str = ""  # "" = the model shipped in models/
     nms_radius_px: int = 5  # the shipped model: 5 gives ~1,230 keypoints per KITTI frame, 4 ~1,650
     refine_radius_px: int = 3  # sub-pixel soft-argmax window: (2r+1)^2 score pixels; 0 = off
+    # Image scales the network runs at (TPR only); keypoints of all of them are merged by score.
+    # [1.0] = single scale (VO); e.g. [1.41, 1.0, 0.71] for matching across viewpoint changes,
+    # at ~3.5x the network time (models/MODEL_CARD.md, "Session 10").
+    scales: list[float] = field(default_factory=lambda: [1.0])
     score_threshold: float = 0.005
     border_px: int = 8
     onnx_threads: int = 0  # 0 = auto: ONNX Runtime's default; cores - 1 in a prefetch thread
@@ -132,6 +136,9 @@ _POSITIVE = (
     "ros.path_max_length",
     "ros.queue_size",
 )
+_VARIABLE_LISTS = ("features.scales",)  # lists of any length (1..MAX_SCALES numbers)
+MAX_SCALES = 8
+SCALE_RANGE = (0.25, 4.0)
 _UNIT_INTERVAL = (
     "matching.ratio",
     "frontend.ransac_confidence",
@@ -188,14 +195,15 @@ def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
             return value
         raise ConfigError(f"{source}: '{name}' expects a string, got {value!r}")
     if expected is list:
-        if isinstance(value, (list, tuple)) and len(value) == len(default):
+        if isinstance(value, (list, tuple)) and (
+            name in _VARIABLE_LISTS or len(value) == len(default)
+        ):
             try:
                 return [float(v) for v in value]
             except (TypeError, ValueError):
                 pass
-        raise ConfigError(
-            f"{source}: '{name}' expects a list of {len(default)} numbers, got {value!r}"
-        )
+        count = "numbers" if name in _VARIABLE_LISTS else f"{len(default)} numbers"
+        raise ConfigError(f"{source}: '{name}' expects a list of {count}, got {value!r}")
     raise ConfigError(f"{source}: '{name}' has an unsupported type")  # pragma: no cover
 
 
@@ -214,6 +222,15 @@ def _validate(flat: dict[str, Any], source: str) -> None:
             f"{source}: 'features.refine_radius_px' must be in 0..8 (0 = no sub-pixel "
             f"refinement), got {flat['features.refine_radius_px']!r}"
         )
+    scales = flat["features.scales"]
+    lo, hi = SCALE_RANGE
+    if not 1 <= len(scales) <= MAX_SCALES or not all(lo <= x <= hi for x in scales):
+        raise ConfigError(
+            f"{source}: 'features.scales' must be 1..{MAX_SCALES} image scales in [{lo}, {hi}], "
+            f"got {scales!r}"
+        )
+    if len(set(scales)) != len(scales):
+        raise ConfigError(f"{source}: 'features.scales' lists a scale twice: {scales!r}")
     if flat["frontend.blas_threads"] < 0:
         raise ConfigError(f"{source}: 'frontend.blas_threads' must be >= 0 (0 = library default)")
     quat = flat["camera.base_to_camera_quat_xyzw"]

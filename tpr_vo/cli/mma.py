@@ -12,6 +12,7 @@ EPILOG = """examples:
   tpr-vo mma ../shared/data/homography/v_graf --features sift
   tpr-vo mma ../shared/data/homography/v_graf --features tpr orb sift --json m.json --plot m.png
   tpr-vo mma ../shared/data/homography/v_graf --features tpr --model runs/x/model.onnx
+  tpr-vo mma ../shared/data/homography/v_graf --features tpr sift --scales 1.41 1 0.71
 
 SET is a folder with images 1..6 (1.ppm ...) and homographies H_1_2 .. H_1_6. Matches are mutual
 nearest neighbours (Hamming for ORB); MMA@t is the fraction of matches within t px of the
@@ -38,6 +39,14 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--model", default="", help="TPR model (.onnx or .pt; default: the shipped model)"
     )
+    p.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        metavar="S",
+        help="image scales the TPR network runs at, merged by score (default: 1; features.scales)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write the MMA-vs-threshold curve as PNG")
     p.set_defaults(func=run)
@@ -47,27 +56,34 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from tpr_vo.atomic import write_text_atomic
-    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.config import from_flat_dict
     from tpr_vo.errors import BackendUnavailableError
     from tpr_vo.eval import evaluate_mma, plot_mma
     from tpr_vo.features import create_backend
 
     results = []
     for kind in args.features:
-        cfg = dataclasses.replace(
-            FeaturesConfig(),
-            kind=kind,
-            backend=args.backend,
-            max_keypoints=args.max_keypoints,
-            model_path=args.model if kind == "tpr" else "",
-        )
+        cfg = from_flat_dict(
+            {
+                "features.kind": kind,
+                "features.backend": args.backend,
+                "features.max_keypoints": args.max_keypoints,
+                "features.model_path": args.model if kind == "tpr" else "",
+                "features.scales": args.scales,
+            },
+            "tpr-vo mma",
+        ).features
         try:
             backend = create_backend(cfg)
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"--features {kind}: backend not available ({exc})"
             ) from exc
-        results.append(evaluate_mma(args.sets, backend))
+        result = evaluate_mma(args.sets, backend)
+        if kind == "tpr" and cfg.scales != [1.0]:
+            label = f"{result.features} scales {'/'.join(f'{x:g}' for x in cfg.scales)}"
+            result = dataclasses.replace(result, features=label)
+        results.append(result)
 
     print("| features | MMA@1 | MMA@3 | MMA@5 | keypoints/image | matches/pair |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -7,11 +7,17 @@ import logging
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import BackendUnavailableError
-from tpr_vo.features.postprocess import PostprocessParams, extract_features
+from tpr_vo.features.postprocess import (
+    PostprocessParams,
+    extract_features,
+    merge_scales,
+    scaled_size,
+)
 from tpr_vo.features.preprocess import prepare_image
 from tpr_vo.types import Features
 
@@ -61,13 +67,15 @@ def resolve_model_path(model_path: str, suffix: str) -> Path:
 class LearnedBackend:
     """Base of the TPR backends: `extract(image) -> Features` with shared pre/post-processing.
 
-    After each call `last_timings_ms` holds {"preprocess", "network", "postprocess"} in ms.
+    After each call `last_timings_ms` holds {"preprocess", "network", "postprocess"} in ms
+    (summed over the image scales of `features.scales`).
     """
 
     name = "tpr"
 
     def __init__(self, cfg: FeaturesConfig):
         self.params = PostprocessParams.from_config(cfg)
+        self.scales = tuple(float(x) for x in cfg.scales)
         self.last_timings_ms: dict[str, float] = {}
 
     def _infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +88,33 @@ class LearnedBackend:
         return np.asarray(scores, np.float32), np.asarray(descriptors, np.float32)
 
     def extract(self, image: np.ndarray) -> Features:
+        if self.scales == (1.0,):
+            features, self.last_timings_ms = self._extract_at(image)
+            return features
+        # Several scales (`features.scales`): each resized copy is extracted on its own, the
+        # keypoints are merged in the original image's pixels; timings add up.
+        h, w = image.shape[:2]
+        per_scale, totals = [], {"preprocess": 0.0, "network": 0.0, "postprocess": 0.0}
+        for scale in self.scales:
+            t0 = time.perf_counter()
+            sh, sw = scaled_size(h, w, scale)
+            resized = image
+            if (sh, sw) != (h, w):
+                interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+                resized = cv2.resize(image, (sw, sh), interpolation=interp)
+            resize_ms = (time.perf_counter() - t0) * 1e3
+            features, timings = self._extract_at(resized)
+            per_scale.append((features, w / sw, h / sh))
+            for stage, ms in timings.items():
+                totals[stage] += ms
+            totals["preprocess"] += resize_ms
+        t0 = time.perf_counter()
+        merged = merge_scales(per_scale, self.params.max_keypoints)
+        totals["postprocess"] += (time.perf_counter() - t0) * 1e3
+        self.last_timings_ms = totals
+        return merged
+
+    def _extract_at(self, image: np.ndarray) -> tuple[Features, dict[str, float]]:
         t0 = time.perf_counter()
         net_in = prepare_image(image, self.name)
         t1 = time.perf_counter()
@@ -89,9 +124,9 @@ class LearnedBackend:
             scores, descriptors, net_in.height_px, net_in.width_px, self.params
         )
         t3 = time.perf_counter()
-        self.last_timings_ms = {
+        timings = {
             "preprocess": (t1 - t0) * 1e3,
             "network": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3,
         }
-        return features
+        return features, timings

@@ -13,6 +13,11 @@ The network returns a score map (H_pad, W_pad) in [0, 1] and a coarse descriptor
    the peak and works for sharp or flat score heads alike;
 6. bilinear sampling of the descriptor map and re-normalisation to unit length.
 
+With several image scales (`features.scales`) each scale goes through 1-6 on its resized image,
+and `merge_scales` maps the keypoints back to the original image and keeps the `max_keypoints`
+best scores of all of them. Keypoints of one corner found at two scales are both kept: on
+v_graf a 2 or 4 px suppression across scales lowered MMA@3 (0.270 -> 0.217 / 0.190).
+
 Pixel convention: (x, y) = (column, row) of the pixel centre. Descriptor cell j covers pixels
 [j*s, (j+1)*s) and sits at pixel j*s + (s-1)/2, i.e. the `grid_sample(align_corners=False)`
 convention; the stride s is derived from the two shapes.
@@ -179,3 +184,24 @@ def extract_features(
     )
     desc = sample_descriptors(descriptors_dhw.astype(np.float32, copy=False), keypoints_px, stride)
     return Features(keypoints_px, values, desc)
+
+
+def scaled_size(height_px: int, width_px: int, scale: float) -> tuple[int, int]:
+    """(height, width) of an image resized by `scale`, at least 1 px each."""
+    return max(1, round(height_px * scale)), max(1, round(width_px * scale))
+
+
+def merge_scales(per_scale: list[tuple[Features, float, float]], max_keypoints: int) -> Features:
+    """Features of one image from several resized copies: `per_scale` holds (features of the
+    resized image, x factor, y factor), where factor = original size / resized size. Keypoints
+    are mapped back by pixel centres ((x + 0.5) * factor - 0.5), then the `max_keypoints`
+    highest scores are kept, best first (ties in the order given, so every backend agrees)."""
+    keypoints = [
+        (f.keypoints_px + np.float32(0.5)) * np.array([fx, fy], np.float32) - np.float32(0.5)
+        for f, fx, fy in per_scale
+    ]
+    kp = np.concatenate(keypoints).astype(np.float32)
+    scores = np.concatenate([f.scores for f, _, _ in per_scale]).astype(np.float32)
+    desc = np.concatenate([f.descriptors for f, _, _ in per_scale])
+    order = np.argsort(-scores, kind="stable")[: int(max_keypoints)]
+    return Features(kp[order], scores[order], desc[order])
