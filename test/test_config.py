@@ -72,6 +72,7 @@ def test_unknown_key_is_named(tmp_path):
         ("frontend.blas_threads", -1, ">= 0"),
         ("features.refine_radius_px", -1, r"0\.\.8"),
         ("features.refine_radius_px", 9, r"0\.\.8"),
+        ("features.nms_radius_px", -1, ">= 0"),
         ("features.scales", [], r"1\.\.8 image scales"),
         ("features.scales", [1.0, 0.0], r"in \[0\.25, 4\.0\]"),
         ("features.scales", [1.0] + [0.5 + 0.1 * i for i in range(8)], r"1\.\.8 image scales"),

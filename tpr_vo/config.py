@@ -222,6 +222,11 @@ def _validate(flat: dict[str, Any], source: str) -> None:
             f"{source}: 'features.refine_radius_px' must be in 0..8 (0 = no sub-pixel "
             f"refinement), got {flat['features.refine_radius_px']!r}"
         )
+    if flat["features.nms_radius_px"] < 0:
+        raise ConfigError(
+            f"{source}: 'features.nms_radius_px' must be >= 0 (0 = no suppression), "
+            f"got {flat['features.nms_radius_px']!r}"
+        )
     scales = flat["features.scales"]
     lo, hi = SCALE_RANGE
     if not 1 <= len(scales) <= MAX_SCALES or not all(lo <= x <= hi for x in scales):

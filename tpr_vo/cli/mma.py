@@ -12,7 +12,7 @@ EPILOG = """examples:
   tpr-vo mma ../shared/data/homography/v_graf --features sift
   tpr-vo mma ../shared/data/homography/v_graf --features tpr orb sift --json m.json --plot m.png
   tpr-vo mma ../shared/data/homography/v_graf --features tpr --model runs/x/model.onnx
-  tpr-vo mma ../shared/data/homography/v_graf --features tpr sift --scales 1.41 1 0.71
+  tpr-vo mma ../shared/data/homography/v_graf --features tpr sift --scales 2 1.41 1 0.71 0.5
 
 SET is a folder with images 1..6 (1.ppm ...) and homographies H_1_2 .. H_1_6. Matches are mutual
 nearest neighbours (Hamming for ORB); MMA@t is the fraction of matches within t px of the
@@ -47,6 +47,12 @@ def add_parser(sub) -> None:
         metavar="S",
         help="image scales the TPR network runs at, merged by score (default: 1; features.scales)",
     )
+    p.add_argument(
+        "--nms-radius",
+        type=int,
+        metavar="PX",
+        help="TPR non-maximum suppression radius (default: features.nms_radius_px, 5)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write the MMA-vs-threshold curve as PNG")
     p.set_defaults(func=run)
@@ -63,16 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
     results = []
     for kind in args.features:
-        cfg = from_flat_dict(
-            {
-                "features.kind": kind,
-                "features.backend": args.backend,
-                "features.max_keypoints": args.max_keypoints,
-                "features.model_path": args.model if kind == "tpr" else "",
-                "features.scales": args.scales,
-            },
-            "tpr-vo mma",
-        ).features
+        flat = {
+            "features.kind": kind,
+            "features.backend": args.backend,
+            "features.max_keypoints": args.max_keypoints,
+            "features.model_path": args.model if kind == "tpr" else "",
+            "features.scales": args.scales,
+        }
+        if args.nms_radius is not None:
+            flat["features.nms_radius_px"] = args.nms_radius
+        cfg = from_flat_dict(flat, "tpr-vo mma").features
         try:
             backend = create_backend(cfg)
         except ImportError as exc:
@@ -80,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
                 f"--features {kind}: backend not available ({exc})"
             ) from exc
         result = evaluate_mma(args.sets, backend)
-        if kind == "tpr" and cfg.scales != [1.0]:
+        if kind == "tpr" and (cfg.scales != [1.0] or args.nms_radius is not None):
             label = f"{result.features} scales {'/'.join(f'{x:g}' for x in cfg.scales)}"
+            label += f" nms {cfg.nms_radius_px}"
             result = dataclasses.replace(result, features=label)
         results.append(result)
 
