@@ -18,6 +18,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
+from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -45,11 +46,23 @@ def ros_session() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
     context = Context()
     rclpy.init(context=context, domain_id=domain_id)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    stopping = threading.Event()
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except InvalidHandle:
+            # rclpy race at teardown: a callback still running in the executor's pool when
+            # shutdown destroys the executor's guard condition triggers it on its way out.
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     try:
         yield context, executor
     finally:
+        stopping.set()
         executor.shutdown(timeout_sec=5.0)
         thread.join(timeout=5.0)  # the spin thread is out before nodes are destroyed
         rclpy.try_shutdown(context=context)
