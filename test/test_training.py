@@ -229,3 +229,28 @@ def test_max_perspective_sets_the_viewpoint_change_of_training_pairs():
         TrainConfig(max_perspective=1.5).validate()
     args = build_parser().parse_args(["train", "--out", "x", "--max-perspective", "0.4"])
     assert args.max_perspective == 0.4
+
+
+def test_max_log2_scale_sets_the_zoom_range_of_training_pairs():
+    """`max_log2_scale` reaches the sampler: the spread of log2 |det(A)| / 2 over pairs (the
+    zoom of the affine part) grows with it; 0 gives no zoom beyond the perspective jitter."""
+    from tpr_vo.cli import build_parser
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.homography import HomographyRange
+
+    img = np.random.default_rng(0).integers(0, 255, (300, 400)).astype(np.uint8)
+
+    def zooms(limit):
+        limits = HomographyRange(max_log2_scale=limit, max_perspective=0.0)
+        sampler = PairSampler([img], (96, 128), np.random.default_rng(2), limits)
+        hs = [sampler.pair(strength=1.0, photometric_change=False)[2] for _ in range(40)]
+        return np.array([0.5 * np.log2(abs(np.linalg.det(h[:2, :2] / h[2, 2]))) for h in hs])
+
+    assert np.abs(zooms(0.0)).max() < 1e-4
+    assert np.abs(zooms(1.0)).max() <= 1.0 + 1e-4
+    assert np.abs(zooms(1.0)).mean() > 1.5 * np.abs(zooms(0.6)).mean()
+    with pytest.raises(ConfigError, match="max_log2_scale"):
+        TrainConfig(max_log2_scale=3.0).validate()
+    args = build_parser().parse_args(["train", "--out", "x", "--max-log2-scale", "1.0"])
+    assert args.max_log2_scale == 1.0

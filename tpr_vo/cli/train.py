@@ -119,6 +119,13 @@ def add_parser(subparsers) -> None:
         "full curriculum strength (viewpoint change)",
     )
     p.add_argument(
+        "--max-log2-scale",
+        type=float,
+        default=d.max_log2_scale,
+        help="training homographies: zoom in [2^-S, 2^S] at full curriculum strength (scale "
+        "change)",
+    )
+    p.add_argument(
         "--keypoint-teacher",
         choices=KEYPOINT_TEACHERS,
         default=d.keypoint_teacher,
@@ -225,6 +232,7 @@ def config_from_args(args):
         keypoint_weight=args.keypoint_distill,
         keypoint_teacher=args.keypoint_teacher,
         max_perspective=args.max_perspective,
+        max_log2_scale=args.max_log2_scale,
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
         polish_steps=args.polish_steps,

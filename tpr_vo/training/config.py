@@ -32,6 +32,7 @@ class TrainConfig:
     curriculum: bool = True  # transformation strength (and alpha) rise over the first half
     min_strength: float = 0.25
     max_perspective: float = 0.25  # homography corner displacement at full strength (of the crop)
+    max_log2_scale: float = 0.6  # homography zoom in [2^-s, 2^s] at full strength
     alpha_max: float = 1.0
     label_temperature: float = 0.5
     det_weight: float = 1.0  # repeatability
@@ -78,6 +79,8 @@ class TrainConfig:
             raise ConfigError("train: steps and batch_size must be >= 1")
         if not 0.0 <= self.max_perspective < 1.0:
             raise ConfigError("train: max_perspective must be in [0, 1)")
+        if not 0.0 <= self.max_log2_scale <= 2.0:
+            raise ConfigError("train: max_log2_scale must be in [0, 2] (zoom 1/4 .. 4)")
         if self.data_workers < 0:
             raise ConfigError("train: data_workers must be >= 0")
         if self.polish_steps < 0:

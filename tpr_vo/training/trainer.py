@@ -158,7 +158,9 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         from torch.nn.parallel import DistributedDataParallel
 
         model_for_step = DistributedDataParallel(learner, find_unused_parameters=True)
-    limits = HomographyRange(max_perspective=cfg.max_perspective)
+    limits = HomographyRange(
+        max_perspective=cfg.max_perspective, max_log2_scale=cfg.max_log2_scale
+    )
     sampler = PairSampler(load_images(cfg), (cfg.crop_height, cfg.crop_width), rng, limits)
     settings = LossSettings(
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
