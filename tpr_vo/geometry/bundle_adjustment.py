@@ -52,11 +52,11 @@ class BaResult:
 def _linearize(poses, points, prob: BaProblem):
     """Residuals (O, m) and Jacobians w.r.t. pose (O, m, 6) and point (O, m, 3).
 
-    Written out per entry, not as stacked 3x3 matrix products (numpy's batched matmul on tiny
-    matrices costs about 3x more): with (x, y, z) the point in the camera, a = f/z and
-    x' = x/z, the left-perturbation pose Jacobian of u is [a, 0, -a x', -f x' y', f (1 + x'^2),
-    -f y'], of v [0, a, -a y', -f (1 + y'^2), f x' y', f x'], and the point Jacobian is
-    d(pixel)/d(pc) @ R."""
+    Written out per entry instead of building d(pc)/d(delta) and two stacked matrix products
+    (49 local-BA problems captured on KITTI 06: ~17-20 -> ~12-15 ms each): with (x, y, z) the
+    point in the camera, a = f/z and x' = x/z, the left-perturbation pose Jacobian of u is
+    [a, 0, -a x', -f x' y', f (1 + x'^2), -f y'], of v [0, a, -a y', -f (1 + y'^2), f x' y',
+    f x'], and the point Jacobian is d(pixel)/d(pc) @ R."""
     R = poses[prob.obs_cam, :3, :3]
     t = poses[prob.obs_cam, :3, 3]
     pw = points[prob.obs_pt]
