@@ -118,3 +118,34 @@ def test_layout_errors_name_the_file(tmp_path):
     (tmp_path / "H_1_2").write_text("1 0 0\n0 1 0\n0 0 1\n")
     with pytest.raises(DataError, match="image 2 not found"):
         hpatches_pairs(tmp_path)
+
+
+def test_viewpoint_set_generator_writes_a_consistent_hpatches_folder(tmp_path):
+    """benchmarks/make_viewpoint_set.py: the orbit homography is the identity at 0 degrees and
+    moves the image centre's column sideways as the angle grows; the written set reads back as
+    five pairs, and SIFT matches image 1 to image 2 through the written H_1_2."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_viewpoint_set",
+        Path(__file__).resolve().parents[1] / "benchmarks/make_viewpoint_set.py",
+    )
+    mvs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mvs)
+    np.testing.assert_allclose(mvs.orbit_homography(640, 480, 0.0), np.eye(3), atol=1e-6)
+    # The plane's centre stays at the image centre (the camera keeps looking at it); its left
+    # and right edges foreshorten unequally.
+    H30 = mvs.orbit_homography(640, 480, 30.0)
+    np.testing.assert_allclose(
+        warp_points(H30, np.array([[320.0, 240.0]])), [[320, 240]], atol=1e-3
+    )
+    left, right = warp_points(H30, np.array([[0.0, 240.0], [640.0, 240.0]]))
+    assert abs((320 - left[0]) - (right[0] - 320)) > 20
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), skimage_data.camera())
+    mvs.make_set(photo, tmp_path / "set")
+    pairs = hpatches_pairs(tmp_path / "set")
+    assert [k for k, _, _ in pairs] == ["2", "3", "4", "5", "6"]
+    result = evaluate_mma([tmp_path / "set"], create_backend(FeaturesConfig(kind="sift")))
+    assert result.pairs[0].correct_fraction[2] > 0.5  # pair 1-2 through H_1_2, 3 px
