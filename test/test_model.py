@@ -43,6 +43,37 @@ def test_arch_is_plain_numbers_and_default_is_small():
         TPRNet(descriptor_stride=2)
 
 
+def test_trunk_dilation_widens_the_receptive_field_and_round_trips(tmp_path):
+    """trunk_dilation=2: a pixel 40 px away from a descriptor cell's centre changes that
+    descriptor (receptive field 95 px; the undilated 63 px does not reach it); stored in `arch`
+    only when not 1, so older checkpoints build as before; ONNX export matches torch."""
+    ort = pytest.importorskip("onnxruntime")
+    assert "trunk_dilation" not in TPRNet().arch
+
+    def reaches(net: TPRNet) -> bool:
+        x = torch.rand(1, 1, 192, 256)
+        y = x.clone()
+        y[0, 0, 92, 164] += 1.0  # cell (11, 15) centres at (123.5, 91.5): 40.5 px to the right
+        with torch.no_grad():
+            a, b = net.forward_raw(x)[1], net.forward_raw(y)[1]
+        return bool((a[0, :, 11, 15] - b[0, :, 11, 15]).abs().max() > 0)
+
+    torch.manual_seed(4)
+    dilated = TPRNet(width=8, descriptor_dim=16, trunk_dilation=2).eval()
+    assert dilated.arch["trunk_dilation"] == 2
+    assert reaches(dilated) and not reaches(TPRNet(width=8, descriptor_dim=16).eval())
+    save_checkpoint(tmp_path / "d.pt", dilated, {})
+    assert load_model(tmp_path / "d.pt").arch == dilated.arch
+    _export(dilated, tmp_path / "d.onnx")
+    session = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 1, 96, 128)
+    scores, desc = session.run(["scores", "descriptors"], {"image": x.numpy()})
+    with torch.no_grad():
+        ref_scores, ref_desc = dilated(x)
+    assert np.abs(scores - ref_scores.numpy()).max() < 1e-4
+    assert np.abs(desc - ref_desc.numpy()).max() < 1e-4
+
+
 def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path):
     torch.manual_seed(1)
     net = TPRNet(width=8, descriptor_dim=16, depth=1)

@@ -70,6 +70,13 @@ def add_parser(subparsers) -> None:
         default=d.half_width,
         help="channels of the half-resolution detector branch (0 = none)",
     )
+    p.add_argument(
+        "--trunk-dilation",
+        type=int,
+        default=d.trunk_dilation,
+        help="dilation of the 1/8-resolution trunk convolutions (1 = none; 2 widens the "
+        "receptive field at no extra cost)",
+    )
     p.add_argument("--descriptor-stride", type=int, choices=(4, 8), default=d.descriptor_stride)
     p.add_argument("--ema", type=float, default=d.ema_base, help="EMA tau at step 0")
     p.add_argument("--ema-schedule", choices=("cosine", "constant"), default=d.ema_schedule)
@@ -220,6 +227,7 @@ def config_from_args(args):
         descriptor_stride=args.descriptor_stride,
         fine_width=args.fine_width,
         half_width=args.half_width,
+        trunk_dilation=args.trunk_dilation,
         ema_base=args.ema,
         ema_schedule=args.ema_schedule,
         labels=args.labels,

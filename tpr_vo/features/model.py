@@ -49,9 +49,12 @@ log = logging.getLogger(__name__)
 INPUT_MULTIPLE = 32  # H and W of the network input must be multiples of this
 
 
-def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+def _conv_bn_relu(
+    c_in: int, c_out: int, stride: int = 1, kernel: int = 3, dilation: int = 1
+) -> nn.Sequential:
+    pad = dilation * (kernel // 2)
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.Conv2d(c_in, c_out, kernel, stride, pad, dilation=dilation, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
@@ -79,6 +82,7 @@ class TPRNet(nn.Module):
         stem_width: int = 8,
         fine_width: int = 0,
         half_width: int = 0,
+        trunk_dilation: int = 1,
     ) -> None:
         super().__init__()
         if descriptor_stride not in (4, 8):
@@ -94,13 +98,17 @@ class TPRNet(nn.Module):
             self.arch["fine_width"] = int(fine_width)
         if half_width:
             self.arch["half_width"] = int(half_width)
+        if trunk_dilation != 1:
+            self.arch["trunk_dilation"] = int(trunk_dilation)
         w2 = 2 * width
         self.stem = nn.Sequential(
             _conv_bn_relu(1, stem_width, stride=2),
             _conv_bn_relu(stem_width, width, stride=2),
         )
         self.down = _conv_bn_relu(width, w2, stride=2)
-        self.trunk = nn.Sequential(*[_conv_bn_relu(w2, w2) for _ in range(depth)])
+        self.trunk = nn.Sequential(
+            *[_conv_bn_relu(w2, w2, dilation=trunk_dilation) for _ in range(depth)]
+        )
         self.score_head = nn.Sequential(_conv_bn_relu(w2, w2), nn.Conv2d(w2, 64, 1))
         self.desc_body = _conv_bn_relu(w2, w2)
         if descriptor_stride == 8:

@@ -26,6 +26,7 @@ class TrainConfig:
     depth: int = 2
     fine_width: int = 0  # > 0: fine detector branch on the 8x8 cell pixels (TPRNet)
     half_width: int = 0  # > 0: half-resolution detector branch (TPRNet)
+    trunk_dilation: int = 1  # dilation of the 1/8 trunk's 3x3 convs (receptive field)
     ema_base: float = 0.99  # tau at step 0
     ema_schedule: str = "cosine"  # cosine (tau -> 1) | constant
     labels: str = "soft"  # soft | hard

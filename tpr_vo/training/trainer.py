@@ -129,7 +129,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     net = TPRNet(
         width=cfg.width, descriptor_dim=cfg.descriptor_dim,
         descriptor_stride=cfg.descriptor_stride, depth=cfg.depth, fine_width=cfg.fine_width,
-        half_width=cfg.half_width,
+        half_width=cfg.half_width, trunk_dilation=cfg.trunk_dilation,
     )  # fmt: skip
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size
