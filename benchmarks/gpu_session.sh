@@ -45,8 +45,8 @@ if $PY -c "import tensorrt" 2>/dev/null; then
   TPR_VO_DATA=$DATA timeout 150 $PY -m pytest -q -m gpu test 2>&1 | tail -15
 fi
 
-COMMON=(--batch 32 --crop 192 256 --width 24 --fine-width 64 --half-width 8 --skimage
-  --device "${DEVICE:-cuda}" --data-workers 3 --threads 1 --log-every 25)
+# shellcheck source=benchmarks/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
 SHIPPED=(--warm-start-steps 100 --infonce 0.5 --peaky-weight 0 --keypoint-distill 2.0
   --cell-pool mean --keypoint-teacher fast)
 declare -A RECIPE=(
@@ -59,8 +59,8 @@ declare -A RECIPE=(
 stamp "probe: the recipes together, no warm start, 25 s"
 for name in "${!RECIPE[@]}"; do
   # shellcheck disable=SC2086
-  timeout 90 $PY -m tpr_vo train --out "runs/probe_$name" --steps 100000 "${COMMON[@]}" ${RECIPE[$name]} \
-    --warm-start-steps 0 --max-minutes 0.42 --checkpoint-every 100000 --log-every 10 >"runs/probe_$name.out" 2>&1 &
+  launch_training "probe_$name" 100000 90 ${RECIPE[$name]} \
+    --warm-start-steps 0 --max-minutes 0.42 --checkpoint-every 100000 --log-every 10
 done
 wait
 STEPS=$($PY - "$TRAIN_MIN" <<'EOF'
@@ -80,9 +80,8 @@ EOF
 stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $TRAIN_MIN min + 0.5)"
 for name in "${!RECIPE[@]}"; do
   # shellcheck disable=SC2086
-  timeout $((${TRAIN_MIN%.*} * 60 + 120)) $PY -m tpr_vo train --out "runs/$name" --steps "$STEPS" "${COMMON[@]}" ${RECIPE[$name]} \
-    --synthetic 300 --checkpoint-every 500 --max-minutes "$(awk "BEGIN{print $TRAIN_MIN + 0.5}")" \
-    >"runs/$name.out" 2>&1 &
+  launch_training "$name" "$STEPS" $((${TRAIN_MIN%.*} * 60 + 120)) ${RECIPE[$name]} \
+    --synthetic 300 --checkpoint-every 500 --max-minutes "$(awk "BEGIN{print $TRAIN_MIN + 0.5}")"
 done
 wait
 stamp "training done"

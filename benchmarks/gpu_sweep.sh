@@ -12,16 +12,15 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 PY=${PY:-python3}
 mkdir -p "$OUT" runs
 START=$(date +%s)
-COMMON=(--batch 32 --crop 192 256 --width 24 --fine-width 64 --half-width 8 --skimage
-  --synthetic 300 --device "${DEVICE:-cuda}" --data-workers 3 --threads 1 --log-every 25
-  --checkpoint-every 500)
+# shellcheck source=benchmarks/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
 names=()
 while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   names+=("runs/$name")
   # shellcheck disable=SC2086
-  timeout $((${MAX_MIN%.*} * 60 + 90)) $PY -m tpr_vo train --out "runs/$name" --steps "$STEPS" \
-    "${COMMON[@]}" $args --max-minutes "$MAX_MIN" >"runs/$name.out" 2>&1 &
+  launch_training "$name" "$STEPS" $((${MAX_MIN%.*} * 60 + 90)) --synthetic 300 \
+    --checkpoint-every 500 $args --max-minutes "$MAX_MIN"
 done <"$RECIPES"
 wait
 echo "== $(($(date +%s) - START)) s: ${#names[@]} runs done"
