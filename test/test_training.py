@@ -254,3 +254,49 @@ def test_max_log2_scale_sets_the_zoom_range_of_training_pairs():
         TrainConfig(max_log2_scale=3.0).validate()
     args = build_parser().parse_args(["train", "--out", "x", "--max-log2-scale", "1.0"])
     assert args.max_log2_scale == 1.0
+
+
+def test_repeatable_teacher_keeps_the_corners_found_again_in_the_other_view():
+    """`--teacher-repeat-px`: with the same image as partner every corner is kept (the plain
+    teacher's, strongest first); where the partner lost a square, that square's corners are
+    dropped and the other square's kept; corners mapped outside the partner cannot be checked
+    and are kept. The heat map marks exactly the kept pixels, and the option is validated."""
+    import cv2
+
+    from tpr_vo.cli import build_parser
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.warmstart import repeatable_keypoints, teacher_heatmap, teacher_keypoints
+
+    def squares(left: bool, right: bool) -> np.ndarray:
+        image = np.zeros((96, 160), np.float32)
+        if left:
+            image[30:70, 20:60] = 1.0
+        if right:
+            image[30:70, 100:140] = 0.8
+        return cv2.GaussianBlur(image, (0, 0), 1.0)
+
+    both, left_only = squares(True, True), squares(True, False)
+    eye = np.eye(3)
+    plain = teacher_keypoints(both, "fast")
+    assert len(plain) >= 8
+    np.testing.assert_array_equal(repeatable_keypoints(both, both, eye, "fast", 1.5), plain)
+    kept = repeatable_keypoints(both, left_only, eye, "fast", 1.5)
+    assert len(kept) >= 4 and (kept[:, 0] < 80).all()  # the left square's corners only
+    assert (plain[:, 0] > 80).sum() >= 4  # which the filter removed
+    shifted = np.array([[1.0, 0, 500], [0, 1, 0], [0, 0, 1]])  # everything leaves the partner
+    outside = repeatable_keypoints(both, left_only, shifted, "fast", 1.5)
+    np.testing.assert_array_equal(outside, plain)
+    to_t = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731
+    heat = teacher_heatmap(
+        to_t(both), "fast", image_b=to_t(left_only), H_b_a=torch.from_numpy(eye)[None],
+        repeat_px=1.5,
+    )  # fmt: skip
+    assert heat.sum() == len(kept) and heat[0, 0, 30:70, 80:].sum() == 0
+
+    with pytest.raises(ConfigError, match="teacher_repeat_px"):
+        TrainConfig(teacher_repeat_px=-1.0).validate()
+    with pytest.raises(ConfigError, match="harris or fast"):
+        TrainConfig(teacher_repeat_px=1.5, keypoint_teacher="sift").validate()
+    args = build_parser().parse_args(["train", "--out", "x", "--teacher-repeat-px", "1.5"])
+    assert args.teacher_repeat_px == 1.5

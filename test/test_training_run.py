@@ -160,6 +160,15 @@ def test_batch_workers_draw_each_step_from_its_own_seed(images_dir):
     np.testing.assert_array_equal(heat, teacher_maps(online, "fast"))
     assert 0 < heat.sum() < heat.size / 10  # sparse corners, not empty
     assert set(np.unique(heat)) <= {0.0, 1.0}
+    # --teacher-repeat-px: the online view's corners found again in the other view, through
+    # the homography of the roles as drawn
+    spec_rep = dataclasses.replace(spec, teacher_repeat_px=1.5)
+    rep = draw_step(spec_rep, 5, 2, 0.5)
+    other_view = direct.pairs.image_a if direct.swap else direct.pairs.image_b
+    H_other = np.linalg.inv(direct.pairs.H_b_a) if direct.swap else direct.pairs.H_b_a
+    expected = teacher_maps(online, "fast", 0, other_view, H_other, 1.5)
+    np.testing.assert_array_equal(rep.heat_online, expected)
+    assert 0 < rep.heat_online.sum() <= heat.sum()
 
 
 def test_train_with_batch_workers_resumes_exactly(tmp_path, images_dir):

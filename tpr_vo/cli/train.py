@@ -140,6 +140,14 @@ def add_parser(subparsers) -> None:
         "start): SIFT blobs, or Harris / FAST corners",
     )
     p.add_argument(
+        "--teacher-repeat-px",
+        type=float,
+        default=d.teacher_repeat_px,
+        metavar="PX",
+        help="distil only the teacher's keypoints that it finds again in the pair's other view "
+        "within PX pixels (0 = all keypoints; harris / fast teachers)",
+    )
+    p.add_argument(
         "--infonce",
         type=float,
         default=d.infonce_weight,
@@ -239,6 +247,7 @@ def config_from_args(args):
         cell_pool=args.cell_pool,
         keypoint_weight=args.keypoint_distill,
         keypoint_teacher=args.keypoint_teacher,
+        teacher_repeat_px=args.teacher_repeat_px,
         max_perspective=args.max_perspective,
         max_log2_scale=args.max_log2_scale,
         infonce_weight=args.infonce,

@@ -39,6 +39,7 @@ class DrawSpec:
     limits: HomographyRange
     seed: int
     teacher: str  # "" = no teacher maps
+    teacher_repeat_px: float = 0.0  # warmstart.teacher_maps' repeatable-keypoint filter
 
 
 def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> StepBatch:
@@ -50,8 +51,10 @@ def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> St
         return StepBatch(pairs, swap, None)
     from tpr_vo.training.warmstart import teacher_maps
 
-    online = pairs.image_b if swap else pairs.image_a
-    return StepBatch(pairs, swap, teacher_maps(online, spec.teacher))
+    online, other = (pairs.image_b, pairs.image_a) if swap else (pairs.image_a, pairs.image_b)
+    H_other = np.linalg.inv(pairs.H_b_a) if swap else pairs.H_b_a
+    heat = teacher_maps(online, spec.teacher, 0, other, H_other, spec.teacher_repeat_px)
+    return StepBatch(pairs, swap, heat)
 
 
 _SPEC: DrawSpec | None = None  # the worker process's copy

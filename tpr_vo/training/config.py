@@ -41,6 +41,9 @@ class TrainConfig:
     cell_pool: str = "mean"  # D2 weight of a descriptor cell from its scores: mean | max
     keypoint_weight: float = 0.0  # keypoint distillation of the score map during TPR
     keypoint_teacher: str = "sift"  # detector distilled: sift | harris | fast
+    # > 0: distil only the teacher's keypoints that it finds again in the pair's other view
+    # within this many pixels (harris / fast teachers)
+    teacher_repeat_px: float = 0.0
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
     warm_start_steps: int = 0  # SIFT distillation steps before TPR
@@ -82,6 +85,10 @@ class TrainConfig:
             raise ConfigError("train: max_perspective must be in [0, 1)")
         if not 0.0 <= self.max_log2_scale <= 2.0:
             raise ConfigError("train: max_log2_scale must be in [0, 2] (zoom 1/4 .. 4)")
+        if self.teacher_repeat_px < 0:
+            raise ConfigError("train: teacher_repeat_px must be >= 0 (0 = off)")
+        if self.teacher_repeat_px > 0 and self.keypoint_teacher == "sift":
+            raise ConfigError("train: teacher_repeat_px needs keypoint_teacher harris or fast")
         if self.data_workers < 0:
             raise ConfigError("train: data_workers must be >= 0")
         if self.polish_steps < 0:

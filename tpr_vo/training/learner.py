@@ -40,6 +40,9 @@ class LossSettings:
     keypoint_weight: float = 0.0  # > 0: keypoint distillation of the score map during TPR
     keypoint_teacher: str = "sift"  # the classical detector it distils (warmstart.teacher_heatmap)
     keypoint_pos_weight: float = 10.0  # cap of the BCE positive weight of that term
+    # > 0: the teacher's keypoints of view a count only when it finds them again in view b
+    # within this many pixels (warmstart.repeatable_keypoints)
+    teacher_repeat_px: float = 0.0
     infonce_weight: float = 0.0  # 0 = pure TPR
     infonce_temperature: float = 0.07
 
@@ -95,10 +98,11 @@ class TPRLearner(nn.Module):
         teacher's loss on view a, through the detector heads (features frozen). Same module
         either way, so DDP syncs. `heat_a`: the keypoint teacher's (B, 1, H, W) maps of view a
         when drawn with the batch (`batches.draw_step`); else computed here."""
+        repeat = {"image_b": image_b, "H_b_a": H_b_a, "repeat_px": settings.teacher_repeat_px}
         if warm:
             from tpr_vo.training.warmstart import warm_start_loss
 
-            return warm_start_loss(self, image_a, settings.keypoint_teacher, heat_a)
+            return warm_start_loss(self, image_a, settings.keypoint_teacher, heat_a, **repeat)
         if polish:
             from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
@@ -107,7 +111,7 @@ class TPRLearner(nn.Module):
                 head.train(self.training)
             logits, _ = self.online.forward_raw(image_a, detach_features=True)
             self.online.train(self.training)
-            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a)
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a, **repeat)
             kp = keypoint_loss(logits, heat, settings.keypoint_pos_weight)
             return {"polish_kp": kp, "total": kp}
         B, _, H, W = image_a.shape
@@ -156,7 +160,7 @@ class TPRLearner(nn.Module):
         if settings.keypoint_weight > 0:
             from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
 
-            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a)
+            heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a, **repeat)
             out["kp"] = keypoint_loss(logits_a, heat, settings.keypoint_pos_weight)
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:

@@ -166,6 +166,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
         keypoint_weight=cfg.keypoint_weight, keypoint_teacher=cfg.keypoint_teacher,
+        teacher_repeat_px=cfg.teacher_repeat_px,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
     )  # fmt: skip
     if rank == 0:
@@ -289,7 +290,7 @@ def _prefetcher(
     teacher = cfg.keypoint_teacher if uses_teacher and cfg.keypoint_teacher != "sift" else ""
     spec = DrawSpec(
         sampler.images, (cfg.crop_height, cfg.crop_width), sampler.limits,
-        cfg.seed + 7919 * rank, teacher,
+        cfg.seed + 7919 * rank, teacher, cfg.teacher_repeat_px,
     )  # fmt: skip
 
     def plan(step_i: int) -> tuple[int, float]:

@@ -79,12 +79,61 @@ def teacher_keypoints(image01: np.ndarray, teacher: str, max_keypoints: int = 0)
     return np.array([k.pt for k in kps], np.float32).reshape(-1, 2)  # FAST: pixel centres
 
 
-def teacher_maps(images01: np.ndarray, teacher: str, max_keypoints: int = 0) -> np.ndarray:
+def repeatable_keypoints(
+    image01: np.ndarray,
+    partner01: np.ndarray,
+    H_partner: np.ndarray,
+    teacher: str,
+    radius_px: float,
+    max_keypoints: int = 0,
+) -> np.ndarray:
+    """The teacher's keypoints of `image01` ((N, 2) float32, strongest first) that it finds
+    again in `partner01`, the other view of the pair: a keypoint is kept when H_partner
+    ((3, 3), image -> partner pixels) maps it within `radius_px` of a partner keypoint, or
+    outside the partner (unverifiable: kept, as without the filter). Both views are searched
+    with a larger budget (2x and 4x `max_keypoints`) and the best `max_keypoints` survivors kept.
+    Measured on skimage training pairs at full strength: 36 % of FAST's 150 corners per crop are
+    found again within 1.5 px."""
+    cap = max_keypoints or TEACHER_MAX_KEYPOINTS[teacher]
+    pts = teacher_keypoints(image01, teacher, 2 * cap)
+    other = teacher_keypoints(partner01, teacher, 4 * cap)
+    if len(pts) == 0:
+        return pts
+    ones = np.ones((len(pts), 1))
+    warped = np.concatenate([pts.astype(np.float64), ones], axis=1) @ np.asarray(H_partner).T
+    warped = warped[:, :2] / warped[:, 2:3]
+    H, W = partner01.shape[-2:]
+    inside = (warped[:, 0] >= 0) & (warped[:, 0] <= W - 1)
+    inside &= (warped[:, 1] >= 0) & (warped[:, 1] <= H - 1)
+    if len(other):
+        gap2 = ((warped[:, None, :] - other[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+        found = gap2 <= radius_px**2
+    else:
+        found = np.zeros(len(pts), bool)
+    return pts[found | ~inside][:cap]
+
+
+def teacher_maps(
+    images01: np.ndarray,
+    teacher: str,
+    max_keypoints: int = 0,
+    partners01: np.ndarray | None = None,
+    H_partners: np.ndarray | None = None,
+    repeat_px: float = 0.0,
+) -> np.ndarray:
     """(B, 1, H, W) float32 0/1 maps of a classical detector's keypoint pixels on a (B, 1, H, W)
-    [0, 1] batch (`teacher_keypoints`)."""
+    [0, 1] batch (`teacher_keypoints`). With `repeat_px` > 0, only the keypoints the teacher finds
+    again in the other view of each pair (`partners01` (B, 1, H, W), `H_partners` (B, 3, 3)
+    image -> partner pixels; `repeatable_keypoints`)."""
     heat = np.zeros(images01.shape, np.float32)
     for b in range(len(images01)):
-        mark_pixels(heat[b, 0], teacher_keypoints(images01[b, 0], teacher, max_keypoints))
+        if repeat_px > 0:
+            pts = repeatable_keypoints(
+                images01[b, 0], partners01[b, 0], H_partners[b], teacher, repeat_px, max_keypoints
+            )
+        else:
+            pts = teacher_keypoints(images01[b, 0], teacher, max_keypoints)
+        mark_pixels(heat[b, 0], pts)
     return heat
 
 
@@ -93,12 +142,22 @@ def teacher_heatmap(
     teacher: str = "sift",
     max_keypoints: int = 0,
     drawn: torch.Tensor | None = None,
+    image_b: torch.Tensor | None = None,
+    H_b_a: torch.Tensor | None = None,
+    repeat_px: float = 0.0,
 ) -> torch.Tensor:
     """`teacher_maps` of a (B, 1, H, W) tensor batch, as a tensor like it; `drawn`: the maps
-    when already drawn with the batch (`batches.draw_step`), returned as they are."""
+    when already drawn with the batch (`batches.draw_step`), returned as they are. `image_b`,
+    `H_b_a`, `repeat_px`: the other views, for the repeatable-keypoint filter."""
     if drawn is not None:
         return drawn
-    heat = teacher_maps(image_a.detach().cpu().numpy(), teacher, max_keypoints)
+    partners = H = None
+    if repeat_px > 0:
+        partners = image_b.detach().cpu().numpy()
+        H = H_b_a.detach().cpu().numpy()
+    heat = teacher_maps(
+        image_a.detach().cpu().numpy(), teacher, max_keypoints, partners, H, repeat_px
+    )
     return torch.from_numpy(heat).to(image_a.device, image_a.dtype)
 
 
@@ -111,10 +170,15 @@ def mark_pixels(heat_hw, pts: np.ndarray) -> None:
 
 
 def warm_start_loss(
-    learner, image_a: torch.Tensor, teacher: str = "sift", heat_a: torch.Tensor | None = None
+    learner,
+    image_a: torch.Tensor,
+    teacher: str = "sift",
+    heat_a: torch.Tensor | None = None,
+    **repeat,
 ) -> dict[str, torch.Tensor]:
     """SIFT descriptor + `teacher` keypoint distillation losses for a (B, 1, H, W) batch
-    through `learner.online`; `heat_a`: the teacher's maps when already drawn."""
+    through `learner.online`; `heat_a`: the teacher's maps when already drawn; `repeat`:
+    `teacher_heatmap`'s image_b / H_b_a / repeat_px."""
     B, _, H, W = image_a.shape
     logits, raw = learner.online.forward_raw(image_a)
     y = nnf.normalize(raw, dim=1)
@@ -124,7 +188,7 @@ def warm_start_loss(
     if sift_teacher:
         heat = torch.zeros_like(logits)
     else:
-        heat = teacher_heatmap(image_a, teacher, drawn=heat_a)
+        heat = teacher_heatmap(image_a, teacher, drawn=heat_a, **repeat)
     desc_losses = []
     for b in range(B):
         pts, sift = sift_targets(images[b])
