@@ -300,3 +300,34 @@ def test_repeatable_teacher_keeps_the_corners_found_again_in_the_other_view():
         TrainConfig(teacher_repeat_px=1.5, keypoint_teacher="sift").validate()
     args = build_parser().parse_args(["train", "--out", "x", "--teacher-repeat-px", "1.5"])
     assert args.teacher_repeat_px == 1.5
+
+
+def test_dead_leaves_images_are_reproducible_covered_and_cornered():
+    """`--dead-leaves N`: N uint8 images, the same for the same seed and different for
+    another; shapes cover the image (the back grey shows in under 2 % of it), many grey levels
+    and FAST corners appear, and the trainer's image list takes exactly N of them."""
+    import cv2
+
+    from tpr_vo.cli import build_parser
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.procedural import dead_leaves_images
+    from tpr_vo.training.trainer import load_images
+
+    first, again = dead_leaves_images(2, seed=4), dead_leaves_images(2, seed=4)
+    other = dead_leaves_images(1, seed=5)
+    assert len(first) == 2 and first[0].shape == (480, 640) and first[0].dtype == np.uint8
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], other[0]) and not np.array_equal(first[0], first[1])
+    for image in first:
+        counts = np.bincount(image.ravel(), minlength=256)
+        assert counts.max() < 0.05 * image.size  # no flat background dominates
+        assert (counts > 0).sum() > 100
+        corners = cv2.FastFeatureDetector_create(threshold=20).detect(image)
+        assert len(corners) > 500
+    cfg = TrainConfig(use_skimage=False, dead_leaves=3)
+    assert len(load_images(cfg)) == 3
+    with pytest.raises(ConfigError, match="dead_leaves"):
+        TrainConfig(dead_leaves=-1).validate()
+    args = build_parser().parse_args(["train", "--out", "x", "--dead-leaves", "7"])
+    assert args.dead_leaves == 7

@@ -186,6 +186,14 @@ def add_parser(subparsers) -> None:
         metavar="N",
         help="render a synthetic drive of N frames and train on every 5th",
     )
+    p.add_argument(
+        "--dead-leaves",
+        type=int,
+        default=d.dead_leaves,
+        metavar="N",
+        help="add N procedural dead-leaves images (random shapes at all scales) to the training "
+        "images",
+    )
     p.add_argument("--eval-set", default="", help="HPatches folder for MMA@3 in the log")
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
@@ -256,6 +264,7 @@ def config_from_args(args):
         image_dirs=tuple(args.images),
         use_skimage=args.skimage,
         synthetic_frames=args.synthetic,
+        dead_leaves=args.dead_leaves,
         eval_set=args.eval_set,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,

@@ -53,6 +53,7 @@ class TrainConfig:
     image_dirs: tuple[str, ...] = ()
     use_skimage: bool = True
     synthetic_frames: int = 0  # render a synthetic drive of this many frames for training
+    dead_leaves: int = 0  # add this many procedural dead-leaves images (training/procedural.py)
     eval_set: str = ""  # HPatches-layout folder for MMA@3 during training (evaluation only)
     eval_every: int = 0  # 0 = only at the end of each chunk
     checkpoint_every: int = 100
@@ -89,6 +90,8 @@ class TrainConfig:
             raise ConfigError("train: teacher_repeat_px must be >= 0 (0 = off)")
         if self.teacher_repeat_px > 0 and self.keypoint_teacher == "sift":
             raise ConfigError("train: teacher_repeat_px needs keypoint_teacher harris or fast")
+        if self.dead_leaves < 0:
+            raise ConfigError("train: dead_leaves must be >= 0")
         if self.data_workers < 0:
             raise ConfigError("train: data_workers must be >= 0")
         if self.polish_steps < 0:

@@ -72,8 +72,15 @@ def load_images(cfg: TrainConfig) -> list[np.ndarray]:
         images += skimage_images()
     if cfg.synthetic_frames > 0:
         images += synthetic_images(cfg.synthetic_frames, seed=cfg.seed + 1000)
+    if cfg.dead_leaves > 0:
+        from tpr_vo.training.procedural import dead_leaves_images
+
+        images += dead_leaves_images(cfg.dead_leaves, seed=cfg.seed)
     if not images:
-        raise DataError("train: no training images (use --images DIR, --skimage, --synthetic N)")
+        raise DataError(
+            "train: no training images (use --images DIR, --skimage, --synthetic N, "
+            "--dead-leaves N)"
+        )
     return images
 
 
