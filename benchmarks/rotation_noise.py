@@ -1,0 +1,117 @@
+"""Split per-frame rotation error into the ground truth's and each feature's (three-cornered hat).
+
+RPE rotation against KITTI's GPS/INS poses adds the ground truth's own noise to every feature's
+error. This runs each feature through the same frontend, takes the frame-to-frame rotations of
+the ground truth and of every estimate, and solves for each source's error variance from their
+pairwise differences (`tpr_vo.eval.noise_floor`). Prints, per run and over seeds, the RMS
+difference from the ground truth (what RPE sees) and the per-source RMS (deg/frame).
+
+    python benchmarks/rotation_noise.py ../shared/data/kitti/dataset/sequences/06 \
+        --features tpr orb sift --runs stereo "mono gt" --seeds 0 1 2 3 \
+        --json benchmarks/results/rotation_noise_kitti06.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from tpr_vo.atomic import write_text_atomic
+from tpr_vo.config import load_config
+from tpr_vo.datasets import open_sequence
+from tpr_vo.eval.noise_floor import (
+    pairwise_rms_deg,
+    relative_rotvecs_deg,
+    signed_rms,
+    three_cornered_hat,
+)
+from tpr_vo.features import create_backend
+from tpr_vo.pipeline import OfflinePipeline
+from tpr_vo.prefetch import features_for_prefetch
+
+
+def estimate_rotvecs(sequence, features: str, run: str, seed: int, backend, extra: dict):
+    """(N-1, 3) frame-to-frame rotation vectors (deg) of one `tpr-vo run`-equivalent run."""
+    mode, _, scale = run.partition(" ")
+    overrides = dict(extra) | {
+        "features.kind": features,
+        "frontend.mode": mode,
+        "frontend.scale": scale or "none",
+        "seed": seed,
+    }
+    config = load_config(None, overrides)
+    result = OfflinePipeline(sequence, config, None, show_progress=False, backend=backend).run()
+    return relative_rotvecs_deg(np.asarray(result.T_world_cam))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sequence")
+    parser.add_argument("--features", nargs="+", default=["tpr", "orb", "sift"])
+    parser.add_argument("--runs", nargs="+", default=["stereo", "mono gt"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--json", help="write the per-seed results here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (dotted key, YAML value), repeatable")  # fmt: skip
+    args = parser.parse_args(argv)
+    if len(args.features) < 2:
+        parser.error("--features: need at least two (with the ground truth, three sources)")
+    import yaml
+
+    extra = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        extra[key] = yaml.safe_load(value)
+    sequence = open_sequence(args.sequence)
+    if sequence.gt_poses is None:
+        parser.error(f"{args.sequence}: no ground-truth poses")
+    gt = relative_rotvecs_deg(np.asarray(sequence.gt_poses))
+    backends = {
+        f: create_backend(features_for_prefetch(load_config(None, extra | {"features.kind": f})
+                                                .features))
+        for f in args.features
+    }  # fmt: skip
+    records = []
+    for run in args.runs:
+        for seed in args.seeds:
+            sources = {"gt": gt}
+            for f in args.features:
+                sources[f] = estimate_rotvecs(sequence, f, run, seed, backends[f], extra)
+            variances = three_cornered_hat(sources)
+            pairwise = pairwise_rms_deg(sources)
+            records.append({
+                "run": run, "seed": seed,
+                "rms_vs_gt_deg": {f: pairwise[("gt", f)] for f in args.features},
+                "hat_rms_deg": {k: signed_rms(v) for k, v in variances.items()},
+            })  # fmt: skip
+            levels = ", ".join(f"{k} {signed_rms(v):.4f}" for k, v in variances.items())
+            print(f"{run:8s} seed {seed}: hat {levels}", file=sys.stderr)
+    print(f"\nper-frame rotation error, deg/frame RMS, mean ± std over seeds {args.seeds}")
+    print("(a negative hat value: that source's errors correlate with another's)\n")
+    print("| run | source | RMS vs ground truth | own error (three-cornered hat) |")
+    print("|---|---|---|---|")
+    for run in args.runs:
+        group = [r for r in records if r["run"] == run]
+        for source in ["gt", *args.features]:
+            hat = np.array([r["hat_rms_deg"][source] for r in group])
+            vs_gt = (
+                "-" if source == "gt" else
+                _mean_std(np.array([r["rms_vs_gt_deg"][source] for r in group]))
+            )  # fmt: skip
+            print(f"| {run} | {source} | {vs_gt} | {_mean_std(hat)} |")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(records, indent=1) + "\n")
+    return 0
+
+
+def _mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.4f} ± {values.std():.4f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
