@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import load_config
+from tpr_vo.config import load_config, parse_set_overrides
 from tpr_vo.datasets import open_sequence
+from tpr_vo.errors import ConfigError
 from tpr_vo.features import create_backend
 from tpr_vo.pipeline import OfflinePipeline
 from tpr_vo.prefetch import features_for_prefetch
@@ -76,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         help="config override (dotted key, YAML value), repeatable",
     )
     args = parser.parse_args(argv)
-    extra = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        extra[key] = yaml.safe_load(value)
+    try:
+        extra = parse_set_overrides(args.set)
+    except ConfigError as exc:
+        parser.error(str(exc))
 
     sequence = open_sequence(args.sequence)
     records = []

@@ -20,8 +20,9 @@ import sys
 import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import load_config
+from tpr_vo.config import load_config, parse_set_overrides
 from tpr_vo.datasets import open_sequence
+from tpr_vo.errors import ConfigError
 from tpr_vo.eval.noise_floor import (
     pairwise_rms_deg,
     relative_rotvecs_deg,
@@ -59,14 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.features) < 2:
         parser.error("--features: need at least two (with the ground truth, three sources)")
-    import yaml
-
-    extra = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        extra[key] = yaml.safe_load(value)
+    try:
+        extra = parse_set_overrides(args.set)
+    except ConfigError as exc:
+        parser.error(str(exc))
     sequence = open_sequence(args.sequence)
     if sequence.gt_poses is None:
         parser.error(f"{args.sequence}: no ground-truth poses")

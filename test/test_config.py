@@ -116,3 +116,25 @@ def test_missing_and_invalid_yaml(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_set_overrides_parse_dotted_keys_and_yaml_values():
+    """The benchmarks' `--set KEY=VALUE`: YAML values (numbers, lists, strings), the last of a
+    repeated key wins, and an item without "=" is refused by name."""
+    from tpr_vo.config import parse_set_overrides
+
+    got = parse_set_overrides(
+        ["features.max_keypoints=1000", "features.scales=[1.0, 0.71]", "seed=1", "seed=2",
+         "features.model_path=runs/x/model.onnx"]
+    )  # fmt: skip
+    assert got == {
+        "features.max_keypoints": 1000,
+        "features.scales": [1.0, 0.71],
+        "seed": 2,
+        "features.model_path": "runs/x/model.onnx",
+    }
+    assert load_config(None, got).features.max_keypoints == 1000
+    with pytest.raises(ConfigError, match="features.nms_radius_px"):
+        parse_set_overrides(["features.nms_radius_px"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set_overrides(["=3"])

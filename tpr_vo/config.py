@@ -286,6 +286,17 @@ def _unwrap_ros_params(doc: Any, source: str) -> dict[str, Any]:
     return doc
 
 
+def parse_set_overrides(items: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items (dotted key, YAML value) as `load_config` overrides."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (dotted key, YAML value)")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """Defaults, then the YAML file (if any), then dotted `overrides` (CLI flags)."""
     flat: dict[str, Any] = {}
