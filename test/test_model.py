@@ -26,7 +26,8 @@ SHIPPED_ONNX = ROOT / "models" / "tpr_default.onnx"
 def test_forward_shapes_ranges_and_unit_descriptors(stride):
     torch.manual_seed(0)
     net = TPRNet(width=8, descriptor_dim=16, descriptor_stride=stride, depth=1).eval()
-    scores, desc = net(torch.rand(2, 1, 64, 96))
+    with torch.no_grad():
+        scores, desc = net(torch.rand(2, 1, 64, 96))
     assert scores.shape == (2, 1, 64, 96)
     assert desc.shape == (2, 16, 64 // stride, 96 // stride)
     assert float(scores.min()) >= 0.0 and float(scores.max()) <= 1.0
