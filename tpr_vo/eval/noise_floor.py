@@ -47,12 +47,13 @@ def three_cornered_hat(rotvecs_deg: dict[str, np.ndarray]) -> dict[str, float]:
     lengths = {len(v) for v in rotvecs_deg.values()}
     if len(lengths) != 1:
         raise ValueError(f"sources cover different numbers of frames: {sorted(lengths)}")
+    index = {name: i for i, name in enumerate(names)}
     rows, rhs = [], []
-    for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
+    for (a, b), rms in pairwise_rms_deg(rotvecs_deg).items():
         row = np.zeros(len(names))
-        row[[i, j]] = 1.0
+        row[[index[a], index[b]]] = 1.0
         rows.append(row)
-        rhs.append(np.mean(np.sum((rotvecs_deg[a] - rotvecs_deg[b]) ** 2, axis=1)))
+        rhs.append(rms**2)
     variances, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
     return {name: float(v) for name, v in zip(names, variances)}
 

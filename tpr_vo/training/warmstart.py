@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from tpr_vo.geometry.triangulation import warp_points
 from tpr_vo.training import tpr_loss
 from tpr_vo.training.config import KEYPOINT_TEACHERS
 
@@ -99,9 +100,7 @@ def repeatable_keypoints(
     other = teacher_keypoints(partner01, teacher, 4 * cap)
     if len(pts) == 0:
         return pts
-    ones = np.ones((len(pts), 1))
-    warped = np.concatenate([pts.astype(np.float64), ones], axis=1) @ np.asarray(H_partner).T
-    warped = warped[:, :2] / warped[:, 2:3]
+    warped = warp_points(np.asarray(H_partner, np.float64), pts)
     H, W = partner01.shape[-2:]
     inside = (warped[:, 0] >= 0) & (warped[:, 0] <= W - 1)
     inside &= (warped[:, 1] >= 0) & (warped[:, 1] <= H - 1)
