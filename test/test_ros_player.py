@@ -84,6 +84,27 @@ def test_player_to_node_matches_offline_pipeline(kitti06, mode, frames):
         assert 0.6 * (frames - 1) < travelled_m < 1.6 * (frames - 1)
 
 
+def test_a_looped_pass_never_stamps_before_the_previous_one(kitti06):
+    """Played faster than the clock (lock-step, nothing waiting), a pass ends with stamps ahead
+    of now; the next pass then starts one frame period after the last stamp, not at now. No
+    node runs here, so the player loops without a reset and publishes frame 0 at once."""
+    with ros_session() as (context, _executor):
+        player = KittiPlayer(
+            context=context,
+            parameter_overrides=params(sequence=str(kitti06), rate=0.0, max_frames=3, loop=True),
+        )
+        stamps_s = []
+        for _ in range(7):  # two passes of three frames and the third's first
+            player._advance()
+            stamps_s.append(player._last_stamp_s)
+            player._awaiting = None  # lock-step: as if the odometry had come back
+        player.destroy_node()
+    steps_s = np.diff(stamps_s)
+    assert np.all(steps_s > 0), steps_s
+    period_s = steps_s[0]  # KITTI 06 times.txt: ~0.10 s
+    np.testing.assert_allclose(steps_s[2], period_s, rtol=0.05)  # pass 2 right after pass 1
+
+
 def test_looping_restarts_tracking_with_the_reset_service(kitti06):
     with ros_session() as (context, executor):
         node = VoNode(context=context, parameter_overrides=params(**{"features.kind": "orb"}))

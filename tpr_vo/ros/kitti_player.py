@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
@@ -40,6 +41,7 @@ from tpr_vo.ros.conversions import (
 TICK_S = 0.005
 RESET_TIMEOUT_S = 2.0
 PROGRESS_EVERY = 50
+DEFAULT_PERIOD_S = 0.1  # KITTI's camera rate, where times.txt is missing or one frame is played
 
 
 PARAMETERS = (
@@ -123,6 +125,9 @@ class KittiPlayer(Node):
         self._last_messages: list = []
         self.resent = 0  # lock-step frames sent again after lockstep_retry_s
         self._stamp_base_s = self._now_s() if p["stamp_from_now"] else 0.0
+        self._last_stamp_s = self._stamp_base_s
+        steps_s = np.diff([self._times[i] for i in self.indices])
+        self._frame_period_s = float(np.median(steps_s)) if len(steps_s) else DEFAULT_PERIOD_S
         self.create_timer(TICK_S, self._tick)
         self.get_logger().info(
             f"playing {self.sequence.name}: frames {first}..{last - 1}, {p['mode']}, "
@@ -194,7 +199,12 @@ class KittiPlayer(Node):
             self._cursor = 0
             self._rate_origin_s = time.monotonic()
             if self.params["stamp_from_now"]:
-                self._stamp_base_s = self._now_s()
+                # A pass can run ahead of the clock (lock-step, rate > 1): the next one starts
+                # a frame period after the last stamp when that is later, so stamps never go back.
+                after_last_s = (
+                    self._last_stamp_s + self._frame_period_s - self._time_of(self.indices[0])
+                )
+                self._stamp_base_s = max(self._now_s(), after_last_s)
             self.get_logger().info(f"loop {self._loop_count}: restarting the sequence")
             if self._reset_client.service_is_ready():
                 self._reset_future = self._reset_client.call_async(Trigger.Request())
@@ -209,7 +219,8 @@ class KittiPlayer(Node):
         if frame.image_left is None or (self.stereo and frame.image_right is None):
             self.get_logger().warning(f"frame {index}: image unreadable, skipped")
             return
-        stamp = seconds_to_stamp(self._stamp_base_s + self._time_of(index))
+        self._last_stamp_s = self._stamp_base_s + self._time_of(index)
+        stamp = seconds_to_stamp(self._last_stamp_s)
         intrinsics = self.sequence.intrinsics
         frame_id = self.params["frame_id"]
         messages = [(self._info_pub, intrinsics_to_camera_info(intrinsics, stamp, frame_id))]
@@ -264,7 +275,7 @@ def load_times_s(folder: str, num_frames: int) -> list[float]:
         if len(times) >= num_frames:
             return times[:num_frames]
         raise DataError(f"{path}: {len(times)} lines for {num_frames} images")
-    return [0.1 * i for i in range(num_frames)]
+    return [DEFAULT_PERIOD_S * i for i in range(num_frames)]
 
 
 def main(args: list[str] | None = None) -> int:
