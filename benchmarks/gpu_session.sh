@@ -63,20 +63,7 @@ for name in "${!RECIPE[@]}"; do
     --warm-start-steps 0 --max-minutes 0.42 --checkpoint-every 100000 --log-every 10
 done
 wait
-STEPS=$($PY - "$TRAIN_MIN" <<'EOF'
-import csv, sys, glob
-budget_s = float(sys.argv[1]) * 60 - 30  # synthetic rendering overlaps; warm start ~ +20 s
-rates = []
-for path in glob.glob("runs/probe_*/log.csv"):
-    rows = [r for r in csv.DictReader(open(path))]
-    if len(rows) >= 3:
-        a, b = rows[1], rows[-1]
-        rates.append((float(b["time_s"]) - float(a["time_s"])) / (int(b["step"]) - int(a["step"])))
-s_per_step = max(rates) if rates else 0.25
-print(max(500, int(0.93 * budget_s / s_per_step) // 100 * 100))
-print(f"probe s/step {rates} -> steps", file=sys.stderr)
-EOF
-)
+STEPS=$(fit_steps "$TRAIN_MIN")
 stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $TRAIN_MIN min + 0.5)"
 for name in "${!RECIPE[@]}"; do
   # shellcheck disable=SC2086

@@ -1,7 +1,11 @@
 #!/bin/bash
 # Several training recipes at once on one GPU, same steps and batch (the GPU recipe of
-# gpu_session.sh: batch 32, 3 batch workers each), packed into $OUT/runs_sweep.tar.
+# gpu_session.sh: batch 32, 3 batch workers each), each packed into $OUT/NAME.tar (a device
+# call returns at most 8 files of 16 MiB: keep a recipes file to 8 runs).
 # Usage: bash benchmarks/gpu_sweep.sh STEPS MAX_MIN RECIPES_FILE
+#   STEPS: steps of every run, or "auto": a 25 s probe of all recipes together (no warm start,
+#     no synthetic or dead-leaves images) fits the steps to MAX_MIN minutes (fit_steps).
+#   MAX_MIN: each run stops after this many minutes of training (its images made before).
 #   RECIPES_FILE: one "name extra-train-arguments..." line per run.
 set -u
 STEPS=${1:?steps}
@@ -12,17 +16,37 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 PY=${PY:-python3}
 mkdir -p "$OUT" runs
 START=$(date +%s)
+stamp() { echo "== $(($(date +%s) - START)) s: $*"; }
 # shellcheck source=benchmarks/gpu_common.sh
 source "$(dirname "$0")/gpu_common.sh"
-names=()
+declare -A RECIPE=()
 while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
+  RECIPE[$name]=$args
+done <"$RECIPES"
+if [[ "$STEPS" == auto ]]; then
+  stamp "probe: ${#RECIPE[@]} recipes together, 25 s"
+  for name in "${!RECIPE[@]}"; do
+    # shellcheck disable=SC2086
+    launch_training "probe_$name" 100000 90 ${RECIPE[$name]} --warm-start-steps 0 \
+      --synthetic 0 --dead-leaves 0 --eval-set "" --max-minutes 0.42 \
+      --checkpoint-every 100000 --log-every 10
+  done
+  wait
+  STEPS=$(fit_steps "$MAX_MIN")
+fi
+stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $MAX_MIN min)"
+names=()
+for name in "${!RECIPE[@]}"; do
   names+=("runs/$name")
   # shellcheck disable=SC2086
-  launch_training "$name" "$STEPS" $((${MAX_MIN%.*} * 60 + 90)) --synthetic 300 \
-    --checkpoint-every 500 $args --max-minutes "$MAX_MIN"
-done <"$RECIPES"
+  launch_training "$name" "$STEPS" $((${MAX_MIN%.*} * 60 + 150)) --synthetic 300 \
+    --checkpoint-every 500 ${RECIPE[$name]} --max-minutes "$MAX_MIN"
+done
 wait
-echo "== $(($(date +%s) - START)) s: ${#names[@]} runs done"
+stamp "${#names[@]} runs done"
 for run in "${names[@]}"; do tail -1 "$run.out"; done
-tar -cf "$OUT/runs_sweep.tar" "${names[@]}" "${names[@]/%/.out}"
+for name in "${!RECIPE[@]}"; do
+  tar -cf "$OUT/$name.tar" "runs/$name" "runs/$name.out" $(ls runs/probe_"$name".out 2>/dev/null)
+done
+stamp "packed: $(du -ch "$OUT"/*.tar | tail -1)"
