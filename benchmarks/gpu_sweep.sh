@@ -7,6 +7,9 @@
 #     no synthetic or dead-leaves images) fits the steps to MAX_MIN minutes (fit_steps).
 #   MAX_MIN: each run stops after this many minutes of training (its images made before).
 #   RECIPES_FILE: one "name extra-train-arguments..." line per run.
+# DEADLINE_S (optional): stop every run this many seconds after the script started and pack
+# what they have (checkpoints every 500 steps), so that a device call's time limit does not
+# lose the results. Session 12 lost a whole call without it: its runs outlived the call.
 set -u
 STEPS=${1:?steps}
 MAX_MIN=${2:?minutes}
@@ -35,12 +38,17 @@ if [[ "$STEPS" == auto ]]; then
   wait
   STEPS=$(fit_steps "$MAX_MIN")
 fi
-stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $MAX_MIN min)"
+LIMIT_S=$((${MAX_MIN%.*} * 60 + 150))
+if [[ -n "${DEADLINE_S:-}" ]]; then
+  LEFT_S=$((DEADLINE_S - $(date +%s) + START - 20))
+  ((LEFT_S < LIMIT_S)) && LIMIT_S=$LEFT_S
+fi
+stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $MAX_MIN min, killed after $LIMIT_S s)"
 names=()
 for name in "${!RECIPE[@]}"; do
   names+=("runs/$name")
   # shellcheck disable=SC2086
-  launch_training "$name" "$STEPS" $((${MAX_MIN%.*} * 60 + 150)) --synthetic 300 \
+  launch_training "$name" "$STEPS" "$LIMIT_S" --synthetic 300 \
     --checkpoint-every 500 ${RECIPE[$name]} --max-minutes "$MAX_MIN"
 done
 wait

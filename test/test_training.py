@@ -331,3 +331,25 @@ def test_dead_leaves_images_are_reproducible_covered_and_cornered():
         TrainConfig(dead_leaves=-1).validate()
     args = build_parser().parse_args(["train", "--out", "x", "--dead-leaves", "7"])
     assert args.dead_leaves == 7
+
+
+def test_every_gpu_sweep_recipe_is_a_valid_training_command():
+    """benchmarks/sweeps/*.txt are run on a lent GPU, where a typo costs a whole call: each
+    line must parse with `tpr-vo train`'s parser and validate as a TrainConfig, names must be
+    unique, and a file holds at most 8 runs (a device call returns at most 8 files)."""
+    import shlex
+    from pathlib import Path
+
+    from tpr_vo.cli import build_parser
+    from tpr_vo.cli.train import config_from_args
+
+    sweeps = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps").glob("*.txt"))
+    assert sweeps, "no sweep files found"
+    for path in sweeps:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and ln[0] != "#"]
+        names = [ln.split()[0] for ln in lines]
+        assert 0 < len(names) <= 8 and len(set(names)) == len(names), path.name
+        for line in lines:
+            name, *args = shlex.split(line)
+            parsed = build_parser().parse_args(["train", "--out", f"runs/{name}", *args])
+            config_from_args(parsed).validate()
