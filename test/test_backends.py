@@ -81,9 +81,10 @@ def test_onnxruntime_matches_torch_on_kitti06(kitti06, random_model_files):
     assert_parity(*random_model_files, kitti_frames(kitti06))
 
 
-def test_shipped_model_onnx_matches_its_checkpoint(kitti06):
-    pt, onnx = ROOT / "models" / "tpr_default.pt", ROOT / "models" / "tpr_default.onnx"
-    assert pt.is_file() and onnx.is_file(), "the default model ships in models/"
+@pytest.mark.parametrize("stem", ["tpr_default", "tpr_large"])
+def test_shipped_model_onnx_matches_its_checkpoint(kitti06, stem):
+    pt, onnx = ROOT / "models" / f"{stem}.pt", ROOT / "models" / f"{stem}.onnx"
+    assert pt.is_file() and onnx.is_file(), f"{stem} ships in models/"
     assert_parity(pt, onnx, kitti_frames(kitti06))
 
 
@@ -114,9 +115,26 @@ def test_shipped_model_found_in_a_colcon_install(tmp_path, monkeypatch):
     models = prefix / "share/tpr_vo/models"
     models.mkdir(parents=True)
     (models / "tpr_default.onnx").write_bytes(b"onnx")
+    (models / "tpr_large.onnx").write_bytes(b"onnx")
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
     assert shipped_model_dirs()[0] == models
     assert resolve_model_path("", ".onnx") == models / "tpr_default.onnx"
+    assert resolve_model_path("tpr_large", ".onnx") == models / "tpr_large.onnx"
+
+
+def test_a_bare_model_name_finds_a_shipped_model_and_a_file_comes_first(tmp_path, monkeypatch):
+    """`features.model_path: tpr_large` (no folder, no suffix) names a shipped model; a file of
+    that name in the working folder wins; a folder or a suffix turns the lookup off; a name
+    that is nowhere is refused with every path tried."""
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("tpr_large", ".onnx") == ROOT / "models" / "tpr_large.onnx"
+    assert resolve_model_path("tpr_large", ".pt") == ROOT / "models" / "tpr_large.pt"
+    (tmp_path / "tpr_large.onnx").write_bytes(b"x")
+    assert resolve_model_path("tpr_large", ".onnx") == Path("tpr_large.onnx")
+    with pytest.raises(BackendUnavailableError, match="sub/tpr_default.onnx"):
+        resolve_model_path("sub/tpr_default", ".onnx")
+    with pytest.raises(BackendUnavailableError, match="models/no_such_model.onnx"):
+        resolve_model_path("no_such_model", ".onnx")
 
 
 def test_explicit_and_auto_selection(random_model_files, caplog):

@@ -49,11 +49,15 @@ def resolve_model_path(model_path: str, suffix: str) -> Path:
 
     `model_path == ""` means models/tpr_default<suffix> as shipped. A user path with another
     suffix names the model family: "my.pt" gives "my.onnx" for ONNX Runtime (as `tpr-vo export`
-    writes them side by side). Raises BackendUnavailableError naming every path tried.
+    writes them side by side). A bare name without folder or suffix ("tpr_large") is looked up
+    as a file first, then among the shipped models (so it works in a colcon install too).
+    Raises BackendUnavailableError naming every path tried.
     """
     if model_path:
         given = Path(model_path).expanduser()
         candidates = [given if given.suffix == suffix else given.with_suffix(suffix)]
+        if given.name == model_path and not given.suffix:
+            candidates += [d / f"{model_path}{suffix}" for d in shipped_model_dirs()]
     else:
         candidates = [d / f"{DEFAULT_MODEL_STEM}{suffix}" for d in shipped_model_dirs()]
     for path in candidates:
