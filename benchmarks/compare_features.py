@@ -29,9 +29,17 @@ from tpr_vo.pipeline import OfflinePipeline
 from tpr_vo.prefetch import features_for_prefetch
 
 
-def run_one(
+def prefetch_backend(features: str, extra: dict):
+    """The backend of `features` as `tpr-vo run` uses it: extraction in the pipeline's prefetch
+    thread, with its thread counts."""
+    cfg = load_config(None, extra | {"features.kind": features}).features
+    return create_backend(features_for_prefetch(cfg))
+
+
+def run_pipeline(
     sequence, features: str, run: str, frontend: str, seed: int, backend, extra: dict | None = None
-) -> dict:
+):
+    """One `tpr-vo run`-equivalent run; `run` is "MODE [SCALE]", e.g. "mono gt" or "stereo"."""
     mode, _, scale = run.partition(" ")
     overrides = dict(extra or {})
     overrides |= {
@@ -42,7 +50,13 @@ def run_one(
         "seed": seed,
     }
     config = load_config(None, overrides)
-    result = OfflinePipeline(sequence, config, None, show_progress=False, backend=backend).run()
+    return OfflinePipeline(sequence, config, None, show_progress=False, backend=backend).run()
+
+
+def run_one(
+    sequence, features: str, run: str, frontend: str, seed: int, backend, extra: dict | None = None
+) -> dict:
+    result = run_pipeline(sequence, features, run, frontend, seed, backend, extra)
     metrics = dict(result.metrics)
     metrics.update(features=features, run=run, frontend=frontend, seed=seed)
     return metrics
@@ -84,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     sequence = open_sequence(args.sequence)
     records = []
     for features in args.features:
-        # Extraction runs in the pipeline's prefetch thread, with the threads `tpr-vo run` uses.
-        cfg = load_config(None, extra | {"features.kind": features}).features
-        backend = create_backend(features_for_prefetch(cfg))
+        backend = prefetch_backend(features, extra)
         for run in args.runs:
             for seed in args.seeds:
                 rec = run_one(sequence, features, run, args.frontend, seed, backend, extra)

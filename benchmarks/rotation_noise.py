@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import load_config, parse_set_overrides
+from tpr_vo.config import parse_set_overrides
 from tpr_vo.datasets import open_sequence
 from tpr_vo.errors import ConfigError
 from tpr_vo.eval.noise_floor import (
@@ -29,22 +30,15 @@ from tpr_vo.eval.noise_floor import (
     signed_rms,
     three_cornered_hat,
 )
-from tpr_vo.features import create_backend
-from tpr_vo.pipeline import OfflinePipeline
-from tpr_vo.prefetch import features_for_prefetch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling compare_features.py
+from compare_features import prefetch_backend, run_pipeline  # noqa: E402
 
 
 def estimate_rotvecs(sequence, features: str, run: str, seed: int, backend, extra: dict):
     """(N-1, 3) frame-to-frame rotation vectors (deg) of one `tpr-vo run`-equivalent run."""
-    mode, _, scale = run.partition(" ")
-    overrides = dict(extra) | {
-        "features.kind": features,
-        "frontend.mode": mode,
-        "frontend.scale": scale or "none",
-        "seed": seed,
-    }
-    config = load_config(None, overrides)
-    result = OfflinePipeline(sequence, config, None, show_progress=False, backend=backend).run()
+    frontend = extra.get("frontend.kind", "map")  # --set frontend.kind=... still applies
+    result = run_pipeline(sequence, features, run, frontend, seed, backend, extra)
     return relative_rotvecs_deg(np.asarray(result.T_world_cam))
 
 
@@ -68,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if sequence.gt_poses is None:
         parser.error(f"{args.sequence}: no ground-truth poses")
     gt = relative_rotvecs_deg(np.asarray(sequence.gt_poses))
-    backends = {
-        f: create_backend(features_for_prefetch(load_config(None, extra | {"features.kind": f})
-                                                .features))
-        for f in args.features
-    }  # fmt: skip
+    backends = {f: prefetch_backend(f, extra) for f in args.features}
     records = []
     for run in args.runs:
         for seed in args.seeds:
