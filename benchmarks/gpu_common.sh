@@ -14,6 +14,20 @@ launch_training() {
     "$@" >"runs/$name.out" 2>&1 &
 }
 
+# probe_recipes: every entry NAME -> ARGS of the associative array RECIPE as a 25 s training
+# into runs/probe_NAME, all at once (no warm start, no synthetic or dead-leaves images, no
+# evaluation: only the step rate counts), and wait for them. fit_steps reads their logs.
+probe_recipes() {
+  local name
+  for name in "${!RECIPE[@]}"; do
+    # shellcheck disable=SC2086
+    launch_training "probe_$name" 100000 90 ${RECIPE[$name]} --warm-start-steps 0 \
+      --synthetic 0 --dead-leaves 0 --eval-set "" --max-minutes 0.42 \
+      --checkpoint-every 100000 --log-every 10
+  done
+  wait
+}
+
 # fit_steps TRAIN_MIN: the step count (a multiple of 100, at least 500) that fills TRAIN_MIN
 # minutes at the slowest step rate of the probe runs (runs/probe_*/log.csv, all run together,
 # so the rates include their contention for the CPU and the GPU), less 30 s for the start

@@ -57,12 +57,7 @@ declare -A RECIPE=(
 )
 
 stamp "probe: the recipes together, no warm start, 25 s"
-for name in "${!RECIPE[@]}"; do
-  # shellcheck disable=SC2086
-  launch_training "probe_$name" 100000 90 ${RECIPE[$name]} \
-    --warm-start-steps 0 --max-minutes 0.42 --checkpoint-every 100000 --log-every 10
-done
-wait
+probe_recipes
 STEPS=$(fit_steps "$TRAIN_MIN")
 stamp "training ${!RECIPE[*]} for $STEPS steps each (limit $TRAIN_MIN min + 0.5)"
 for name in "${!RECIPE[@]}"; do

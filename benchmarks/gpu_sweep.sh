@@ -29,13 +29,7 @@ while read -r name args; do
 done <"$RECIPES"
 if [[ "$STEPS" == auto ]]; then
   stamp "probe: ${#RECIPE[@]} recipes together, 25 s"
-  for name in "${!RECIPE[@]}"; do
-    # shellcheck disable=SC2086
-    launch_training "probe_$name" 100000 90 ${RECIPE[$name]} --warm-start-steps 0 \
-      --synthetic 0 --dead-leaves 0 --eval-set "" --max-minutes 0.42 \
-      --checkpoint-every 100000 --log-every 10
-  done
-  wait
+  probe_recipes
   STEPS=$(fit_steps "$MAX_MIN")
 fi
 LIMIT_S=$((${MAX_MIN%.*} * 60 + 150))
