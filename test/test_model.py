@@ -77,6 +77,41 @@ def test_trunk_dilation_widens_the_receptive_field_and_round_trips(tmp_path):
     assert np.abs(desc - ref_desc.numpy()).max() < 1e-4
 
 
+def test_half_pixels_branch_sees_single_pixels_and_round_trips(tmp_path):
+    """half_pixels / half_depth: stored in `arch` only when set (older checkpoints build as
+    before); the branch starts at zero (same scores as without it) and, once trained, responds
+    to a one-pixel change that the stride-2 stem alone cannot place; ONNX export matches torch."""
+    ort = pytest.importorskip("onnxruntime")
+    assert "half_pixels" not in TPRNet(half_width=4).arch
+    assert "half_depth" not in TPRNet(half_width=4).arch
+    torch.manual_seed(5)
+    net = TPRNet(width=8, descriptor_dim=16, half_width=4, half_depth=2, half_pixels=1).eval()
+    assert net.arch["half_pixels"] == 1 and net.arch["half_depth"] == 2
+    plain = TPRNet(width=8, descriptor_dim=16, half_width=4).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if "half_head" not in k},
+                          strict=False)  # fmt: skip
+    plain.half_head = None
+    x = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(net(x)[0], plain(x)[0])  # zero-initialised output conv
+        torch.nn.init.normal_(net.half_head[-1].weight)
+        y = x.clone()
+        y[0, 0, 33, 41] += 0.5
+        diff = (net(x)[0] - net(y)[0]).abs()[0, 0]
+    assert diff[33, 41] > 0 and diff[20:46, 28:54].sum() > 0.9 * diff.sum()
+    save_checkpoint(tmp_path / "h.pt", net, {})
+    assert load_model(tmp_path / "h.pt").arch == net.arch
+    _export(net, tmp_path / "h.onnx")
+    session = ort.InferenceSession(str(tmp_path / "h.onnx"), providers=["CPUExecutionProvider"])
+    scores, desc = session.run(["scores", "descriptors"], {"image": x.numpy()})
+    with torch.no_grad():
+        ref_scores, ref_desc = net(x)
+    assert np.abs(scores - ref_scores.numpy()).max() < 1e-4
+    assert np.abs(desc - ref_desc.numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match="half_depth"):
+        TPRNet(half_width=4, half_depth=0)
+
+
 def test_checkpoint_round_trip_is_exact_and_atomic(tmp_path):
     torch.manual_seed(1)
     net = TPRNet(width=8, descriptor_dim=16, depth=1)

@@ -353,3 +353,49 @@ def test_every_gpu_sweep_recipe_is_a_valid_training_command():
             name, *args = shlex.split(line)
             parsed = build_parser().parse_args(["train", "--out", f"runs/{name}", *args])
             config_from_args(parsed).validate()
+
+
+def test_peak_loss_is_lowest_when_the_teacher_pixel_is_the_local_maximum():
+    """Uniform logits: log of the window size (49, or 16 in a corner where the padding never
+    wins); a peak at the teacher pixel: ~0; the same peak one pixel off: ~its height."""
+    from tpr_vo.training.warmstart import peak_loss
+
+    logits = torch.zeros(1, 1, 20, 20)
+    heat = torch.zeros_like(logits)
+    heat[0, 0, 10, 10] = 1.0
+    assert float(peak_loss(logits, heat)) == pytest.approx(np.log(49.0), rel=1e-5)
+    peaked = logits.clone()
+    peaked[0, 0, 10, 10] = 20.0
+    assert float(peak_loss(peaked, heat)) < 1e-6
+    off = logits.clone()
+    off[0, 0, 10, 11] = 20.0
+    assert float(peak_loss(off, heat)) == pytest.approx(20.0, abs=1e-3)
+    corner = torch.zeros_like(heat)
+    corner[0, 0, 0, 0] = 1.0
+    assert float(peak_loss(logits, corner)) == pytest.approx(np.log(16.0), rel=1e-5)
+    assert float(peak_loss(logits, torch.zeros_like(heat))) == 0.0
+    grad_logits = logits.clone().requires_grad_(True)
+    peak_loss(grad_logits, heat).backward()
+    assert grad_logits.grad[0, 0, 10, 10] < 0  # raising the teacher pixel lowers the loss
+
+
+def test_half_branch_options_are_validated():
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+
+    for bad in (
+        {"half_depth": 0, "half_width": 8},
+        {"half_pixels": True},
+        {"half_depth": 2},
+        {"polish_peak_weight": -1.0},
+    ):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad).validate()
+    TrainConfig(half_width=8, half_depth=2, half_pixels=True, polish_peak_weight=1.0).validate()
+    from tpr_vo.cli import build_parser
+    from tpr_vo.cli.train import config_from_args
+
+    argv = ["train", "--out", "x", "--half-width", "32", "--half-depth", "2", "--half-pixels"]
+    cfg = config_from_args(build_parser().parse_args(argv + ["--polish-peak", "1.0"]))
+    assert (cfg.half_width, cfg.half_depth, cfg.half_pixels) == (32, 2, True)
+    assert cfg.polish_peak_weight == 1.0

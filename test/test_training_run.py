@@ -133,6 +133,21 @@ def test_polish_steps_train_only_the_detector_heads(tmp_path, images_dir):
     assert [r["polish"] for r in rows] == [0, 0, 0, 0, 1, 1]
 
 
+def test_polish_peak_adds_the_localisation_term_on_a_half_pixels_net(tmp_path, images_dir):
+    """--polish-peak: the polish logs and minimises the teacher's localisation term too; the
+    network is built with the half-pixels branch the config names."""
+    out = tmp_path / "run"
+    cfg = _tiny(images_dir, out_dir=str(out), half_width=4, half_depth=2, half_pixels=True,
+                keypoint_weight=0.5, keypoint_teacher="fast")  # fmt: skip
+    train(dataclasses.replace(cfg, polish_steps=2, polish_peak_weight=1.0))
+    rows = json.loads((out / "log.json").read_text())["rows"]
+    last = rows[-1]
+    assert last["polish"] == 1
+    assert last["total"] == pytest.approx(last["polish_kp"] + last["polish_peak"], rel=1e-5)
+    arch = load_model(out / "model.pt").arch
+    assert arch["half_pixels"] == 1 and arch["half_depth"] == 2
+
+
 def test_batch_workers_draw_each_step_from_its_own_seed(images_dir):
     """A step's batch is a function of (seed, step): the same from a worker pool started
     anywhere as drawn directly, different for another step; the teacher maps mark the FAST

@@ -71,6 +71,17 @@ def add_parser(subparsers) -> None:
         help="channels of the half-resolution detector branch (0 = none)",
     )
     p.add_argument(
+        "--half-depth",
+        type=int,
+        default=d.half_depth,
+        help="conv3x3 layers of the half-resolution detector branch (with --half-width)",
+    )
+    p.add_argument(
+        "--half-pixels",
+        action="store_true",
+        help="the half-resolution detector branch also sees the image's 2x2 pixels",
+    )
+    p.add_argument(
         "--trunk-dilation",
         type=int,
         default=d.trunk_dilation,
@@ -167,6 +178,14 @@ def add_parser(subparsers) -> None:
         "(features frozen, constant --lr)",
     )
     p.add_argument(
+        "--polish-peak",
+        type=float,
+        default=d.polish_peak_weight,
+        metavar="W",
+        help="weight of the polish's localisation term (softmax over the 7x7 score logits "
+        "around each teacher keypoint; 0 = off)",
+    )
+    p.add_argument(
         "--images",
         action="append",
         default=[],
@@ -243,6 +262,8 @@ def config_from_args(args):
         descriptor_stride=args.descriptor_stride,
         fine_width=args.fine_width,
         half_width=args.half_width,
+        half_depth=args.half_depth,
+        half_pixels=args.half_pixels,
         trunk_dilation=args.trunk_dilation,
         ema_base=args.ema,
         ema_schedule=args.ema_schedule,
@@ -261,6 +282,7 @@ def config_from_args(args):
         infonce_weight=args.infonce,
         warm_start_steps=args.warm_start_steps,
         polish_steps=args.polish_steps,
+        polish_peak_weight=args.polish_peak,
         image_dirs=tuple(args.images),
         use_skimage=args.skimage,
         synthetic_frames=args.synthetic,

@@ -20,10 +20,13 @@ pixel-shuffle. The coarse head alone places keypoints within a cell from 1/8 fea
 branch sees the cell's pixels. Its last conv starts at zero, so a checkpoint without it loads
 and behaves as before.
 
-Optional half-resolution detector (`half_width` > 0): conv3x3 (half_width) -> conv3x3 (4) on the
-stem's 1/2-resolution features, pixel-shuffled (2) and added to the full-resolution score
-logits. Unlike the fine branch it sees across cell borders (a 7x7-pixel window per output), for
-keypoints placed to the pixel; it also starts at zero.
+Optional half-resolution detector (`half_width` > 0): `half_depth` x conv3x3 (half_width) ->
+conv3x3 (4) on the stem's 1/2-resolution features, pixel-shuffled (2) and added to the
+full-resolution score logits. Unlike the fine branch it sees across cell borders (a 7x7-pixel
+window per output with one conv), for keypoints placed to the pixel; it also starts at zero.
+`half_pixels`: its input also holds the image's 2x2 pixels at 1/2 (pixel-unshuffle, mean
+removed), the exact pixel values the stride-2 stem blurs; with `half_depth` 2 (an 11x11-pixel
+window) this head can follow a corner teacher to the pixel (model card, "Session 13").
 
 Full-resolution convolutions dominate CPU time (a 16-channel full-resolution stem cost ~140 ms
 per KITTI frame in a prototype), so the first conv already has stride 2 and the score map gets
@@ -71,6 +74,8 @@ class TPRNet(nn.Module):
         stem_width: channels at 1/2 resolution.
         fine_width: channels of the fine detector branch (0 = none).
         half_width: channels of the half-resolution detector branch (0 = none).
+        half_depth: conv3x3-BN-ReLU layers of that branch before its output conv.
+        half_pixels: 1 = that branch also sees the image's 2x2 pixels (pixel-unshuffle).
     """
 
     def __init__(
@@ -83,6 +88,8 @@ class TPRNet(nn.Module):
         fine_width: int = 0,
         half_width: int = 0,
         trunk_dilation: int = 1,
+        half_depth: int = 1,
+        half_pixels: int = 0,
     ) -> None:
         super().__init__()
         if descriptor_stride not in (4, 8):
@@ -100,6 +107,12 @@ class TPRNet(nn.Module):
             self.arch["half_width"] = int(half_width)
         if trunk_dilation != 1:
             self.arch["trunk_dilation"] = int(trunk_dilation)
+        if half_width and half_depth != 1:
+            self.arch["half_depth"] = int(half_depth)
+        if half_width and half_pixels:
+            self.arch["half_pixels"] = 1
+        if half_width and half_depth < 1:
+            raise ValueError(f"half_depth must be >= 1, got {half_depth}")
         w2 = 2 * width
         self.stem = nn.Sequential(
             _conv_bn_relu(1, stem_width, stride=2),
@@ -132,7 +145,10 @@ class TPRNet(nn.Module):
             last = nn.Conv2d(half_width, 4, 3, padding=1)
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
-            self.half_head = nn.Sequential(_conv_bn_relu(stem_width, half_width), last)
+            half_in = stem_width + (4 if half_pixels else 0)
+            layers = [_conv_bn_relu(half_in, half_width)]
+            layers += [_conv_bn_relu(half_width, half_width) for _ in range(half_depth - 1)]
+            self.half_head = nn.Sequential(*layers, last)
 
     @property
     def descriptor_dim(self) -> int:
@@ -162,6 +178,8 @@ class TPRNet(nn.Module):
             cells = cells + self.fine_head(torch.cat([_cell_pixels(image), trunk], dim=1))
         logits = nnf.pixel_shuffle(cells, 8)
         if self.half_head is not None:
+            if self.arch.get("half_pixels"):
+                half = torch.cat([half, _pair_pixels(image)], dim=1)
             logits = logits + nnf.pixel_shuffle(self.half_head(half), 2)
         desc = self.desc_out(self.desc_body(trunk))
         if self.desc_skip is not None:
@@ -188,6 +206,15 @@ def _cell_pixels(image: torch.Tensor) -> torch.Tensor:
     cells = nnf.conv2d(image, one_hot, stride=8)
     cells = cells - cells.mean(dim=1, keepdim=True)
     return cells / (cells.abs().mean(dim=1, keepdim=True) + 0.01)
+
+
+def _pair_pixels(image: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) -> (B,4,H/2,W/2): each 2x2 block's pixels, its mean removed, times 4 (about unit
+    scale for the contrast of a textured image in [0, 1]). The unshuffle is a one-hot stride-2
+    convolution, as in `_cell_pixels`."""
+    one_hot = torch.eye(4, dtype=image.dtype, device=image.device).reshape(4, 1, 2, 2)
+    pixels = nnf.conv2d(image, one_hot, stride=2)
+    return 4.0 * (pixels - pixels.mean(dim=1, keepdim=True))
 
 
 def count_parameters(model: nn.Module) -> int:

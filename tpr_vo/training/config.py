@@ -26,6 +26,8 @@ class TrainConfig:
     depth: int = 2
     fine_width: int = 0  # > 0: fine detector branch on the 8x8 cell pixels (TPRNet)
     half_width: int = 0  # > 0: half-resolution detector branch (TPRNet)
+    half_depth: int = 1  # its conv3x3 layers before the output conv (TPRNet)
+    half_pixels: bool = False  # it also sees the image's 2x2 pixels (TPRNet)
     trunk_dilation: int = 1  # dilation of the 1/8 trunk's 3x3 convs (receptive field)
     ema_base: float = 0.99  # tau at step 0
     ema_schedule: str = "cosine"  # cosine (tau -> 1) | constant
@@ -50,6 +52,7 @@ class TrainConfig:
     # Detector polish: steps after `steps` that train only the score heads on the keypoint
     # teacher (stem, trunk and descriptor frozen), at the constant rate `lr`.
     polish_steps: int = 0
+    polish_peak_weight: float = 0.0  # > 0: the polish adds the teacher's localisation term
     image_dirs: tuple[str, ...] = ()
     use_skimage: bool = True
     synthetic_frames: int = 0  # render a synthetic drive of this many frames for training
@@ -94,6 +97,12 @@ class TrainConfig:
             raise ConfigError("train: dead_leaves must be >= 0")
         if self.data_workers < 0:
             raise ConfigError("train: data_workers must be >= 0")
+        if self.half_depth < 1:
+            raise ConfigError("train: half_depth must be >= 1")
+        if (self.half_depth != 1 or self.half_pixels) and self.half_width < 1:
+            raise ConfigError("train: half_depth / half_pixels need half_width > 0")
+        if self.polish_peak_weight < 0:
+            raise ConfigError("train: polish_peak_weight must be >= 0")
         if self.polish_steps < 0:
             raise ConfigError("train: polish_steps must be >= 0")
         if not 0.0 <= self.ema_base <= 1.0:

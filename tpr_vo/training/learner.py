@@ -40,6 +40,7 @@ class LossSettings:
     keypoint_weight: float = 0.0  # > 0: keypoint distillation of the score map during TPR
     keypoint_teacher: str = "sift"  # the classical detector it distils (warmstart.teacher_heatmap)
     keypoint_pos_weight: float = 10.0  # cap of the BCE positive weight of that term
+    polish_peak_weight: float = 0.0  # > 0: the polish adds warmstart.peak_loss (localisation)
     # > 0: the teacher's keypoints of view a count only when it finds them again in view b
     # within this many pixels (warmstart.repeatable_keypoints)
     teacher_repeat_px: float = 0.0
@@ -104,7 +105,7 @@ class TPRLearner(nn.Module):
 
             return warm_start_loss(self, image_a, settings.keypoint_teacher, heat_a, **repeat)
         if polish:
-            from tpr_vo.training.warmstart import keypoint_loss, teacher_heatmap
+            from tpr_vo.training.warmstart import keypoint_loss, peak_loss, teacher_heatmap
 
             self.online.eval()  # frozen features: BN statistics stay as TPR left them
             for head in self.online.detector_heads():
@@ -112,8 +113,12 @@ class TPRLearner(nn.Module):
             logits, _ = self.online.forward_raw(image_a, detach_features=True)
             self.online.train(self.training)
             heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a, **repeat)
-            kp = keypoint_loss(logits, heat, settings.keypoint_pos_weight)
-            return {"polish_kp": kp, "total": kp}
+            out = {"polish_kp": keypoint_loss(logits, heat, settings.keypoint_pos_weight)}
+            out["total"] = out["polish_kp"]
+            if settings.polish_peak_weight > 0:
+                out["polish_peak"] = peak_loss(logits, heat)
+                out["total"] = out["total"] + settings.polish_peak_weight * out["polish_peak"]
+            return out
         B, _, H, W = image_a.shape
         logits_a, raw_a = self.online.forward_raw(image_a)
         scores_a = torch.sigmoid(logits_a)

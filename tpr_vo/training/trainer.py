@@ -137,6 +137,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         width=cfg.width, descriptor_dim=cfg.descriptor_dim,
         descriptor_stride=cfg.descriptor_stride, depth=cfg.depth, fine_width=cfg.fine_width,
         half_width=cfg.half_width, trunk_dilation=cfg.trunk_dilation,
+        half_depth=cfg.half_depth, half_pixels=int(cfg.half_pixels),
     )  # fmt: skip
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop size
@@ -173,7 +174,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         labels=cfg.labels, label_temperature=cfg.label_temperature, det_weight=cfg.det_weight,
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
         keypoint_weight=cfg.keypoint_weight, keypoint_teacher=cfg.keypoint_teacher,
-        teacher_repeat_px=cfg.teacher_repeat_px,
+        teacher_repeat_px=cfg.teacher_repeat_px, polish_peak_weight=cfg.polish_peak_weight,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
     )  # fmt: skip
     if rank == 0:

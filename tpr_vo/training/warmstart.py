@@ -52,6 +52,23 @@ def keypoint_loss(
     return nnf.binary_cross_entropy_with_logits(logits, heat, pos_weight=pos_weight)
 
 
+def peak_loss(logits: torch.Tensor, heat: torch.Tensor, radius_px: int = 3) -> torch.Tensor:
+    """Localisation term of a keypoint teacher: at each keypoint pixel of the 0/1 map `heat`
+    (B, 1, H, W), cross-entropy of a softmax over the (2r+1)^2 score logits around it, with the
+    keypoint pixel as the class. It makes the logit at the teacher's pixel the local maximum, so
+    non-maximum suppression lands on it; the balanced BCE alone is satisfied by a blob around it.
+    Outside the image the window holds -30 (never the maximum). Zero keypoints: 0."""
+    k = 2 * radius_px + 1
+    r = radius_px
+    windows = nnf.unfold(nnf.pad(logits, (r, r, r, r), value=-30.0), k)  # (B, k*k, H*W)
+    where = heat.flatten(1).nonzero(as_tuple=False)  # (M, 2): batch index, pixel index
+    if len(where) == 0:
+        return logits.sum() * 0.0
+    rows = windows[where[:, 0], :, where[:, 1]]  # (M, k*k)
+    centre = torch.full((len(where),), k * k // 2, dtype=torch.long, device=logits.device)
+    return nnf.cross_entropy(rows, centre)
+
+
 # Keypoints per 192x256 training crop. FAST at threshold 20 fires everywhere on texture, so it is
 # capped near the density of a 1,000-keypoint 800x640 image; Harris stops at its quality level.
 TEACHER_MAX_KEYPOINTS = {"sift": 300, "harris": 300, "fast": 150}
