@@ -399,3 +399,32 @@ def test_half_branch_options_are_validated():
     cfg = config_from_args(build_parser().parse_args(argv + ["--polish-peak", "1.0"]))
     assert (cfg.half_width, cfg.half_depth, cfg.half_pixels) == (32, 2, True)
     assert cfg.polish_peak_weight == 1.0
+
+
+def test_density_shift_brings_the_keypoint_count_to_the_target():
+    """A constant logit shift only moves the threshold: the count of local maxima passing it
+    becomes the target exactly (mean per crop), up or down; the shift lands on the network."""
+    from tpr_vo.features.model import TPRNet
+    from tpr_vo.features.postprocess import PostprocessParams
+    from tpr_vo.training.calibrate import (
+        density_shift,
+        keypoint_count,
+        local_max_logits,
+        shift_score_logits,
+    )
+
+    rng = np.random.default_rng(3)
+    logits = [rng.normal(size=50) for _ in range(4)]
+    for target in (3.0, 10.25, 40.0):
+        shift = density_shift(logits, 0.005, target)
+        assert keypoint_count(logits, 0.005, shift) == pytest.approx(target)
+    torch.manual_seed(0)
+    net = TPRNet(width=8, descriptor_dim=16, depth=1).eval()
+    crops = rng.random((3, 1, 64, 96)).astype(np.float32)
+    params = PostprocessParams(border_px=4)
+    maxima = local_max_logits(net, crops, params)
+    shift = density_shift(maxima, params.score_threshold, 5.0)
+    shift_score_logits(net, shift)
+    after = local_max_logits(net, crops, params)
+    assert keypoint_count(after, params.score_threshold) == pytest.approx(5.0, abs=1 / 3)
+    assert np.allclose(np.concatenate(after), np.concatenate(maxima) + shift, atol=1e-4)

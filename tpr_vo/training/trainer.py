@@ -146,6 +146,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed + 7919 * rank)
     step, elapsed_s = 0, 0.0
+    polish_target: float | None = None  # keypoints per calibration crop before the polish
     train_log = TrainLog(out)
     last_path = out / "last.pt"
     if cfg.resume and last_path.is_file():
@@ -155,6 +156,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         step, elapsed_s = int(state["train"]["step"]), float(state["train"]["elapsed_s"])
         rng.bit_generator.state = state["train"]["rng"]["numpy"]
         torch.set_rng_state(state["train"]["rng"]["torch"])
+        polish_target = state["train"].get("polish_target")
         train_log.truncate(step)
         log.info("resumed %s at step %d (%.1f min trained)", last_path, step, elapsed_s / 60)
     elif cfg.resume:
@@ -209,6 +211,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
                 "step": step,
                 "elapsed_s": elapsed_s,
                 "rng": _rng_state(rng),
+                "polish_target": polish_target,
             },
         }
         with atomic_path(last_path) as tmp:
@@ -224,6 +227,9 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         strength, alpha = curriculum(cfg, step_i)
         warm = step_i < cfg.warm_start_steps
         polish = step_i >= cfg.steps
+        if polish and polish_target is None:
+            polish_target = _density(net, sampler, cfg)[0]
+            log.info("polish: %.1f keypoints per calibration crop before it", polish_target)
         lr = cfg.lr if polish else learning_rate(cfg, step_i)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -253,6 +259,8 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         if not polish:
             learner.update_target(tau)
         step = step_i + 1
+        if polish and step == end:
+            meta_base["polish_logit_shift"] = _keep_density(net, sampler, cfg, polish_target)
         elapsed_s += time.perf_counter() - t0
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach())
@@ -286,6 +294,37 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     if rank == 0:
         log.info("stopped at step %d after %.1f min; %s", step, elapsed_s / 60, last_losses)
     return TrainResult(out, step, elapsed_s, last_losses, mma3)
+
+
+def _density(net: TPRNet, sampler: PairSampler, cfg: TrainConfig):
+    """(mean keypoints per calibration crop at the default post-processing, the crops'
+    local-maximum logits) of `net` (training/calibrate.py)."""
+    from tpr_vo.features.postprocess import PostprocessParams
+    from tpr_vo.training.calibrate import calibration_crops, keypoint_count, local_max_logits
+
+    params = PostprocessParams()
+    crops = calibration_crops(sampler, CALIBRATION_CROPS, cfg.seed + 4242)
+    logits = local_max_logits(net, crops, params)
+    return keypoint_count(logits, params.score_threshold), logits
+
+
+def _keep_density(net: TPRNet, sampler: PairSampler, cfg: TrainConfig, target: float) -> float:
+    """End of the polish: shift the score logits so the network finds `target` keypoints per
+    calibration crop again (calibrate.py says why); returns the shift."""
+    from tpr_vo.features.postprocess import PostprocessParams
+    from tpr_vo.training.calibrate import density_shift, shift_score_logits
+
+    before, logits = _density(net, sampler, cfg)
+    shift = density_shift(logits, PostprocessParams().score_threshold, target)
+    shift_score_logits(net, shift)
+    log.info(
+        "polish: %.1f keypoints per calibration crop after it; score logits shifted by %+.3f "
+        "to keep %.1f (now %.1f)", before, shift, target, _density(net, sampler, cfg)[0],
+    )  # fmt: skip
+    return shift
+
+
+CALIBRATION_CROPS = 64
 
 
 def _prefetcher(
