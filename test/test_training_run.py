@@ -159,7 +159,16 @@ def test_polish_peak_adds_the_localisation_term_and_keeps_the_keypoint_density(
     # Near-equal logits of this tiny net can swap at the cut by float rounding: 2 %.
     assert _density(net, sampler, cfg)[0] == pytest.approx(before, rel=0.02)
     shift = torch.load(out / "model.pt", weights_only=True)["meta"]["polish_logit_shift"]
-    assert np.isfinite(shift)  # the shift's arithmetic: test_density_shift_brings_...
+    assert np.isfinite(shift)
+    # This tiny net's local maxima all pass the threshold, so its polish moved no count. A
+    # polish that had lowered every score: _keep_density raises them back.
+    from tpr_vo.training.calibrate import shift_score_logits
+    from tpr_vo.training.trainer import _keep_density
+
+    shift_score_logits(net, -8.0)
+    assert _density(net, sampler, cfg)[0] < 0.8 * before
+    assert _keep_density(net, sampler, cfg, before) > 0
+    assert _density(net, sampler, cfg)[0] == pytest.approx(before, rel=0.02)
 
 
 def test_batch_workers_draw_each_step_from_its_own_seed(images_dir):
