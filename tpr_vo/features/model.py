@@ -202,19 +202,24 @@ def _cell_pixels(image: torch.Tensor) -> torch.Tensor:
     The pixel-unshuffle is written as a stride-8 convolution with one-hot kernels (the same
     values, exactly: each output is one pixel times 1): exported, it is one Conv instead of
     Reshape-Transpose-Reshape, which cost ONNX Runtime ~1-2 ms more per KITTI frame."""
-    one_hot = torch.eye(64, dtype=image.dtype, device=image.device).reshape(64, 1, 8, 8)
-    cells = nnf.conv2d(image, one_hot, stride=8)
+    cells = _unshuffle(image, 8)
     cells = cells - cells.mean(dim=1, keepdim=True)
     return cells / (cells.abs().mean(dim=1, keepdim=True) + 0.01)
 
 
 def _pair_pixels(image: torch.Tensor) -> torch.Tensor:
     """(B,1,H,W) -> (B,4,H/2,W/2): each 2x2 block's pixels, its mean removed, times 4 (about unit
-    scale for the contrast of a textured image in [0, 1]). The unshuffle is a one-hot stride-2
-    convolution, as in `_cell_pixels`."""
-    one_hot = torch.eye(4, dtype=image.dtype, device=image.device).reshape(4, 1, 2, 2)
-    pixels = nnf.conv2d(image, one_hot, stride=2)
+    scale for the contrast of a textured image in [0, 1]), through `_unshuffle`."""
+    pixels = _unshuffle(image, 2)
     return 4.0 * (pixels - pixels.mean(dim=1, keepdim=True))
+
+
+def _unshuffle(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B,1,H,W) -> (B,factor^2,H/factor,W/factor) pixel-unshuffle as a stride-`factor`
+    convolution with one-hot kernels (each output is one pixel times 1)."""
+    n = factor * factor
+    one_hot = torch.eye(n, dtype=image.dtype, device=image.device).reshape(n, 1, factor, factor)
+    return nnf.conv2d(image, one_hot, stride=factor)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -63,7 +63,7 @@ def local_max_logits(
 
 def keypoint_count(logits_per_crop: list[np.ndarray], threshold: float, shift: float = 0.0):
     """Mean keypoints per crop whose score sigmoid(logit + shift) passes `threshold`."""
-    cut = math.log(threshold / (1.0 - threshold)) - shift
+    cut = _logit(threshold) - shift
     return float(np.mean([np.count_nonzero(v > cut) for v in logits_per_crop]))
 
 
@@ -79,7 +79,12 @@ def density_shift(logits_per_crop: list[np.ndarray], threshold: float, target: f
         cut = values[-1] - 1.0
     else:
         cut = 0.5 * (values[n - 1] + values[n])
-    return float(math.log(threshold / (1.0 - threshold)) - cut)
+    return float(_logit(threshold) - cut)
+
+
+def _logit(probability: float) -> float:
+    """The score logit whose sigmoid is `probability`."""
+    return math.log(probability / (1.0 - probability))
 
 
 def shift_score_logits(net: TPRNet, shift: float) -> None:

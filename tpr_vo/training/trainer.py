@@ -312,14 +312,17 @@ def _keep_density(net: TPRNet, sampler: PairSampler, cfg: TrainConfig, target: f
     """End of the polish: shift the score logits so the network finds `target` keypoints per
     calibration crop again (calibrate.py says why); returns the shift."""
     from tpr_vo.features.postprocess import PostprocessParams
-    from tpr_vo.training.calibrate import density_shift, shift_score_logits
+    from tpr_vo.training.calibrate import density_shift, keypoint_count, shift_score_logits
 
     before, logits = _density(net, sampler, cfg)
-    shift = density_shift(logits, PostprocessParams().score_threshold, target)
+    threshold = PostprocessParams().score_threshold
+    shift = density_shift(logits, threshold, target)
     shift_score_logits(net, shift)
+    # The shift moves every logit by the same amount, so the new count follows from `logits`
+    # without running the network over the crops again.
     log.info(
         "polish: %.1f keypoints per calibration crop after it; score logits shifted by %+.3f "
-        "to keep %.1f (now %.1f)", before, shift, target, _density(net, sampler, cfg)[0],
+        "to keep %.1f (now %.1f)", before, shift, target, keypoint_count(logits, threshold, shift),
     )  # fmt: skip
     return shift
 
