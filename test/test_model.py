@@ -208,14 +208,15 @@ def test_shipped_model_mma_on_graffiti_regression(graffiti):
 
 
 @pytest.mark.parametrize(
-    ("scales", "low", "high"), [([1.0], 0.29, 0.325), ([2, 1.41, 1, 0.71, 0.5], 0.355, 0.395)]
+    ("scales", "low", "high"), [([1.0], 0.325, 0.36), ([2, 1.41, 1, 0.71, 0.5], 0.375, 0.41)]
 )
 def test_large_model_mma_on_graffiti_regression(graffiti, scales, low, high):
     """MMA@3 of models/tpr_large on v_graf through the torch backend, 2000 keypoints.
 
-    Measured (session 13's model, ONNX Runtime): 0.307 single scale, 0.375 with five scales
-    (SIFT 0.307 single scale; session 12's tpr_large 0.247 / 0.347; the default model 0.207 /
-    0.271). The bounds catch a broken model, a swapped file or a post-processing change."""
+    Measured (session 14's model): 0.342 single scale, 0.393 with five scales, with torch here
+    and with ONNX Runtime alike (SIFT 0.307 single scale; session 13's tpr_large 0.307 / 0.375;
+    the default model 0.207 / 0.271). The bounds catch a broken model, a swapped file (the
+    previous tpr_large fails the single-scale bound) or a post-processing change."""
     from tpr_vo.config import FeaturesConfig
     from tpr_vo.eval.mma import evaluate_mma
     from tpr_vo.features.torch_backend import TorchBackend
