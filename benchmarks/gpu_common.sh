@@ -1,6 +1,9 @@
 # Sourced by gpu_session.sh and gpu_sweep.sh: the GPU training recipe's shared options and the
 # launcher of one background training run. Needs $PY; with $EVAL_SET (an HPatches folder) each
 # run logs MMA@3 on it at its end.
+# Batch 32 is the sessions-9/12 recipe, kept so that their commands mean what they meant; it
+# trained worse than the CPU's batch 8 at equal time, so session 14's recipes pass --batch 8
+# (sweeps/batch8.txt; later arguments win).
 GPU_COMMON=(--batch 32 --crop 192 256 --width 24 --fine-width 64 --half-width 8 --skimage
   --device "${DEVICE:-cuda}" --data-workers 3 --threads 1 --log-every 25
   ${EVAL_SET:+--eval-set "$EVAL_SET"})
