@@ -13,10 +13,14 @@ EPILOG = """examples:
   tpr-vo export models/tpr_default.pt                       # -> models/tpr_default.onnx
   tpr-vo export ckpt.pt --out my.onnx --size 1241x376       # fixed input size
   tpr-vo export models/tpr_default.pt --engine --fp16 --size 1241x376
+  tpr-vo export models/tpr_large.pt --int8                  # also models/tpr_large_int8.onnx
 
 writes OUT.onnx and OUT.parity.json (ONNX Runtime vs torch: keypoints shared within 0.5 px,
 descriptor cosine); with --engine the engine goes to the cache folder
-(features.engine_cache_dir) and OUT.engine.json records the precision chosen and measured."""
+(features.engine_cache_dir) and OUT.engine.json records the precision chosen and measured.
+--int8 also writes OUT_int8.onnx for ONNX Runtime on CPUs (static int8 quantization calibrated
+on scikit-image photographs and synthetic frames) and OUT_int8.parity.json (against OUT.onnx).
+Use it with --model OUT_int8.onnx; TensorRT keeps the float model."""
 
 
 def add_parser(sub) -> None:
@@ -32,6 +36,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fp16", action="store_true", help="fp16 engine (score head fp32 if needed)")
     p.add_argument("--engine-size", type=parse_size, help="engine WIDTHxHEIGHT (default --size)")
     p.add_argument("--cache-dir", help="engine cache folder (default features.engine_cache_dir)")
+    p.add_argument(
+        "--int8", action="store_true", help="also write OUT_int8.onnx (ONNX Runtime, CPU)"
+    )
     p.set_defaults(func=run)
 
 
@@ -60,9 +67,44 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary())
     if not report.passed:
         raise DataError(f"{out}: ONNX Runtime does not match torch (see {parity_path})")
+    if args.int8:
+        _quantize(out, image)
     if args.engine:
         _build_engine(args, out, image)
     return 0
+
+
+def _quantize(onnx_path, image) -> None:
+    from tpr_vo.atomic import write_text_atomic
+    from tpr_vo.errors import DataError
+    from tpr_vo.export.quantize import (
+        INT8_MIN_MEAN_COSINE,
+        INT8_MIN_SHARED_FRACTION,
+        INT8_TOL_PX,
+        int8_parity_passed,
+        int8_path,
+        int8_summary,
+        quantize_int8,
+    )
+
+    out = int8_path(onnx_path)
+    report = quantize_int8(onnx_path, out, parity_image=image)
+    passed = int8_parity_passed(report)
+    record = {
+        **report.to_json_dict(),
+        "passed": passed,
+        "acceptance": {
+            "tol_px": INT8_TOL_PX,
+            "min_shared_fraction": INT8_MIN_SHARED_FRACTION,
+            "min_mean_descriptor_cosine": INT8_MIN_MEAN_COSINE,
+        },
+    }
+    parity_path = out.with_suffix(".parity.json")
+    write_text_atomic(parity_path, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+    print(int8_summary(report))
+    if not passed:
+        raise DataError(f"{out}: the int8 graph departs from the float one (see {parity_path})")
 
 
 def _build_engine(args: argparse.Namespace, onnx_path, image) -> None:

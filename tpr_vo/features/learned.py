@@ -65,6 +65,11 @@ def resolve_model_path(model_path: str, suffix: str) -> Path:
             return path
     tried = ", ".join(str(p) for p in candidates)
     hint = " (create it with `tpr-vo export`)" if suffix == ".onnx" else ""
+    if suffix == ".pt" and candidates[0].stem.endswith("_int8"):
+        hint = (
+            " (an _int8 model is an ONNX Runtime graph from `tpr-vo export --int8`; torch runs"
+            f" its float checkpoint {candidates[0].stem.removesuffix('_int8')}.pt)"
+        )
     raise BackendUnavailableError(f"TPR model file not found: {tried}{hint}")
 
 

@@ -132,6 +132,19 @@ class TrtEngineRunner:
             pass
 
 
+def refuse_quantized(onnx_path: Path) -> None:
+    """TensorRT builds its engines from the float graph; an int8 QDQ graph written for ONNX
+    Runtime (`tpr-vo export --int8`) is refused with the float model's name."""
+    from tpr_vo.export.quantize import INT8_SUFFIX, is_quantized
+
+    if onnx_path.is_file() and is_quantized(onnx_path):
+        stem = onnx_path.stem.removesuffix(INT8_SUFFIX)
+        raise BackendUnavailableError(
+            f"{onnx_path}: an int8 graph for ONNX Runtime on CPUs; TensorRT builds its fp16/fp32 "
+            f"engines from the float model ({stem}.onnx, features.model_path: {stem})"
+        )
+
+
 class TensorRTBackend(LearnedBackend):
     """precision: "fp32", "fp16" (score head kept fp32 when fp16 collapses keypoints) or
     "fp16-score32"; default from `cfg.fp16`."""
@@ -150,6 +163,7 @@ class TensorRTBackend(LearnedBackend):
         self.onnx_path = (
             Path(onnx_path) if onnx_path else resolve_model_path(cfg.model_path, ".onnx")
         )
+        refuse_quantized(self.onnx_path)
         self.cache_dir = Path(os.path.expanduser(cfg.engine_cache_dir))
         self.requested_precision = precision or ("fp16" if cfg.fp16 else "fp32")
         self.precision: str | None = None  # known once the engine is loaded
