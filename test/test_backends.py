@@ -63,7 +63,7 @@ def assert_parity(model_pt: Path, model_onnx: Path, frames: list[np.ndarray]):
     from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
     from tpr_vo.features.torch_backend import TorchBackend
 
-    cfg = FeaturesConfig(model_path=str(model_pt))
+    cfg = FeaturesConfig(model_path=str(model_pt), onnx_int8=False)  # the float graph
     reference = TorchBackend(cfg, device="cpu")
     ort = OnnxRuntimeBackend(cfg, device="cpu")
     assert ort.model_path == model_onnx and ort.name == "tpr/onnxruntime-cpu"

@@ -115,6 +115,23 @@ def test_tensorrt_and_torch_point_an_int8_model_to_its_float_one(tmp_path):
         resolve_model_path(str(tmp_path / "tpr_large_int8"), ".pt")
 
 
+def test_onnxruntime_on_the_cpu_runs_the_int8_sibling_of_a_named_model():
+    """`features.model_path` names the float model; ONNX Runtime on the CPU loads its _int8
+    sibling unless `features.onnx_int8` is off. An explicit ONNX file is run as given."""
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
+
+    for model_path in ("tpr_large", str(LARGE_ONNX), str(LARGE_ONNX.with_suffix(".pt"))):
+        backend = OnnxRuntimeBackend(FeaturesConfig(model_path=model_path), device="cpu")
+        assert backend.model_path == LARGE_INT8 and backend.name == "tpr/onnxruntime-cpu-int8"
+    off = OnnxRuntimeBackend(FeaturesConfig(model_path="tpr_large", onnx_int8=False), "cpu")
+    assert off.model_path == LARGE_ONNX and off.name == "tpr/onnxruntime-cpu"
+    given = OnnxRuntimeBackend(FeaturesConfig(), device="cpu", onnx_path=LARGE_ONNX)
+    assert given.model_path == LARGE_ONNX
+    named_int8 = OnnxRuntimeBackend(FeaturesConfig(model_path=str(LARGE_INT8), onnx_int8=False))
+    assert named_int8.model_path == LARGE_INT8 and named_int8.int8
+
+
 def test_export_command_int8(tmp_path, capsys):
     save_checkpoint(tmp_path / "m.pt", half_branch_model(seed=0), {"note": "test"})
     assert main(["export", str(tmp_path / "m.pt"), "--int8"]) == 0

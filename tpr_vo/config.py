@@ -36,6 +36,9 @@ class FeaturesConfig:
     score_threshold: float = 0.005
     border_px: int = 8
     onnx_threads: int = 0  # 0 = auto: ONNX Runtime's default; cores - 1 in a prefetch thread
+    # ONNX Runtime on the CPU runs the model's `<name>_int8.onnx` (tpr-vo export --int8) when it
+    # lies beside the float one: 2.3x faster for tpr_large at the same MMA (model card).
+    onnx_int8: bool = True
     engine_cache_dir: str = "~/.cache/tpr_vo/engines"
     fp16: bool = True
 

@@ -82,12 +82,12 @@ def _quantize(onnx_path, image) -> None:
         INT8_MIN_SHARED_FRACTION,
         INT8_TOL_PX,
         int8_parity_passed,
-        int8_path,
         int8_summary,
         quantize_int8,
     )
+    from tpr_vo.features.learned import int8_model_path
 
-    out = int8_path(onnx_path)
+    out = int8_model_path(onnx_path)
     report = quantize_int8(onnx_path, out, parity_image=image)
     passed = int8_parity_passed(report)
     record = {

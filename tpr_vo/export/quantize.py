@@ -32,14 +32,13 @@ import numpy as np
 from tpr_vo.atomic import atomic_path
 from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import DataError
-from tpr_vo.features.learned import INPUT_NAME, OUTPUT_NAMES
+from tpr_vo.features.learned import INPUT_NAME, OUTPUT_NAMES, int8_model_path
 from tpr_vo.features.parity import ParityReport, compare_features, textured_test_image
 from tpr_vo.features.preprocess import prepare_image
 
 log = logging.getLogger(__name__)
 
 QUANTIZED_KEY = "tpr_vo.quantized"  # metadata entry that marks an int8 graph
-INT8_SUFFIX = "_int8"  # models/tpr_large.onnx -> models/tpr_large_int8.onnx
 MIN_INT8_OUT_CHANNELS = 16  # narrower convs are widened with zero filters (see above)
 CALIBRATION_HW = (384, 1248)  # KITTI's padded size: calibration images are resized to it
 # Acceptance of an int8 graph against its float source on the parity image (looser than the
@@ -47,11 +46,6 @@ CALIBRATION_HW = (384, 1248)  # KITTI's padded size: calibration images are resi
 INT8_TOL_PX = 1.0
 INT8_MIN_SHARED_FRACTION = 0.85
 INT8_MIN_MEAN_COSINE = 0.99
-
-
-def int8_path(onnx_path: str | os.PathLike) -> Path:
-    path = Path(onnx_path)
-    return path.with_name(path.stem + INT8_SUFFIX + ".onnx")
 
 
 def is_quantized(onnx_path: str | os.PathLike) -> bool:
@@ -193,7 +187,7 @@ def quantize_int8(
     from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
 
     float_onnx = Path(float_onnx)
-    out_path = Path(out_path) if out_path else int8_path(float_onnx)
+    out_path = Path(out_path) if out_path else int8_model_path(float_onnx)
     if not float_onnx.is_file():
         raise DataError(f"{float_onnx}: no such ONNX file to quantize")
     meta = onnx_metadata(float_onnx)

@@ -4,6 +4,7 @@ postprocess with per-stage timings. A backend only supplies `_infer(tensor)`."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ DEFAULT_MODEL_STEM = "tpr_default"
 # The contract with the exported graph (tpr_vo.export.onnx writes these names).
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("scores", "descriptors")
+INT8_SUFFIX = "_int8"  # the int8 graph of a model, for ONNX Runtime on CPUs (tpr-vo export --int8)
 
 
 def shipped_model_dirs() -> list[Path]:
@@ -42,6 +44,12 @@ def shipped_model_dirs() -> list[Path]:
     # `pip install -e .` and a plain checkout: <repo>/models next to <repo>/tpr_vo/.
     dirs.append(Path(__file__).resolve().parents[2] / "models")
     return dirs
+
+
+def int8_model_path(onnx_path: str | os.PathLike) -> Path:
+    """models/tpr_large.onnx -> models/tpr_large_int8.onnx (the name only; it may not exist)."""
+    path = Path(onnx_path)
+    return path.with_name(path.stem + INT8_SUFFIX + ".onnx")
 
 
 def resolve_model_path(model_path: str, suffix: str) -> Path:
@@ -65,10 +73,10 @@ def resolve_model_path(model_path: str, suffix: str) -> Path:
             return path
     tried = ", ".join(str(p) for p in candidates)
     hint = " (create it with `tpr-vo export`)" if suffix == ".onnx" else ""
-    if suffix == ".pt" and candidates[0].stem.endswith("_int8"):
+    if suffix == ".pt" and candidates[0].stem.endswith(INT8_SUFFIX):
         hint = (
-            " (an _int8 model is an ONNX Runtime graph from `tpr-vo export --int8`; torch runs"
-            f" its float checkpoint {candidates[0].stem.removesuffix('_int8')}.pt)"
+            f" (an {INT8_SUFFIX} model is an ONNX Runtime graph from `tpr-vo export --int8`;"
+            f" torch runs its float checkpoint {candidates[0].stem.removesuffix(INT8_SUFFIX)}.pt)"
         )
     raise BackendUnavailableError(f"TPR model file not found: {tried}{hint}")
 

@@ -13,7 +13,14 @@ import numpy as np
 
 from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import BackendUnavailableError
-from tpr_vo.features.learned import INPUT_NAME, OUTPUT_NAMES, LearnedBackend, resolve_model_path
+from tpr_vo.features.learned import (
+    INPUT_NAME,
+    INT8_SUFFIX,
+    OUTPUT_NAMES,
+    LearnedBackend,
+    int8_model_path,
+    resolve_model_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +39,20 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def int8_sibling(float_path: Path) -> Path:
+    """`models/tpr_large.onnx` -> `models/tpr_large_int8.onnx` when that file exists (written by
+    `tpr-vo export --int8`), else `float_path` itself."""
+    if float_path.stem.endswith(INT8_SUFFIX):
+        return float_path
+    sibling = int8_model_path(float_path)
+    return sibling if sibling.is_file() else float_path
+
+
 class OnnxRuntimeBackend(LearnedBackend):
     """device: "auto" (CUDA when available, else CPU), "cuda" (fail without it) or "cpu".
+
+    On the CPU a model named by `cfg.model_path` runs as its int8 sibling when one exists and
+    `cfg.onnx_int8` is on (`int8_sibling`); an explicit `onnx_path` is run as given.
 
     The CPU provider uses `cfg.onnx_threads` intra-op threads (0 = ONNX Runtime's default; the
     offline pipeline's prefetch thread resolves 0 first, `prefetch.features_for_prefetch`).
@@ -60,6 +79,8 @@ class OnnxRuntimeBackend(LearnedBackend):
                 "(and a CUDA GPU with its driver)"
             )
         use_cuda = has_cuda and device != "cpu"
+        if onnx_path is None and not use_cuda and cfg.onnx_int8:
+            path = int8_sibling(path)
         providers = [CUDA_PROVIDER, CPU_PROVIDER] if use_cuda else [CPU_PROVIDER]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -93,7 +114,8 @@ class OnnxRuntimeBackend(LearnedBackend):
         self._session = session
         self.model_path = path
         self.device = "cuda" if use_cuda else "cpu"
-        self.name = f"tpr/onnxruntime-{self.device}"
+        self.int8 = path.stem.endswith(INT8_SUFFIX)
+        self.name = f"tpr/onnxruntime-{self.device}" + ("-int8" if self.int8 else "")
         log.debug("%s: loaded %s with providers %s", self.name, path, session.get_providers())
 
     def _infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

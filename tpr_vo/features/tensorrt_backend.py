@@ -135,7 +135,8 @@ class TrtEngineRunner:
 def refuse_quantized(onnx_path: Path) -> None:
     """TensorRT builds its engines from the float graph; an int8 QDQ graph written for ONNX
     Runtime (`tpr-vo export --int8`) is refused with the float model's name."""
-    from tpr_vo.export.quantize import INT8_SUFFIX, is_quantized
+    from tpr_vo.export.quantize import is_quantized
+    from tpr_vo.features.learned import INT8_SUFFIX
 
     if onnx_path.is_file() and is_quantized(onnx_path):
         stem = onnx_path.stem.removesuffix(INT8_SUFFIX)
