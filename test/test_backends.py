@@ -81,7 +81,7 @@ def test_onnxruntime_matches_torch_on_kitti06(kitti06, random_model_files):
     assert_parity(*random_model_files, kitti_frames(kitti06))
 
 
-@pytest.mark.parametrize("stem", ["tpr_default", "tpr_large"])
+@pytest.mark.parametrize("stem", ["tpr_small", "tpr_large"])
 def test_shipped_model_onnx_matches_its_checkpoint(kitti06, stem):
     pt, onnx = ROOT / "models" / f"{stem}.pt", ROOT / "models" / f"{stem}.onnx"
     assert pt.is_file() and onnx.is_file(), f"{stem} ships in models/"
@@ -97,11 +97,11 @@ def test_model_path_resolution(tmp_path):
     assert resolve_model_path(str(tmp_path / "mine.pt"), ".onnx") == tmp_path / "mine.onnx"
     dirs = shipped_model_dirs()
     assert dirs[-1] == ROOT / "models"
-    shipped = [d / "tpr_default.onnx" for d in dirs]
+    shipped = [d / "tpr_large.onnx" for d in dirs]
     if any(p.is_file() for p in shipped):
         assert resolve_model_path("", ".onnx") in shipped
     else:
-        with pytest.raises(BackendUnavailableError, match="tpr_default.onnx"):
+        with pytest.raises(BackendUnavailableError, match="tpr_large.onnx"):
             resolve_model_path("", ".onnx")
 
 
@@ -114,12 +114,12 @@ def test_shipped_model_found_in_a_colcon_install(tmp_path, monkeypatch):
     (prefix / "share/ament_index/resource_index/packages/tpr_vo").write_text("")
     models = prefix / "share/tpr_vo/models"
     models.mkdir(parents=True)
-    (models / "tpr_default.onnx").write_bytes(b"onnx")
+    (models / "tpr_small.onnx").write_bytes(b"onnx")
     (models / "tpr_large.onnx").write_bytes(b"onnx")
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(prefix))
     assert shipped_model_dirs()[0] == models
-    assert resolve_model_path("", ".onnx") == models / "tpr_default.onnx"
-    assert resolve_model_path("tpr_large", ".onnx") == models / "tpr_large.onnx"
+    assert resolve_model_path("", ".onnx") == models / "tpr_large.onnx"
+    assert resolve_model_path("tpr_small", ".onnx") == models / "tpr_small.onnx"
 
 
 def test_a_bare_model_name_finds_a_shipped_model_and_a_file_comes_first(tmp_path, monkeypatch):
@@ -132,8 +132,8 @@ def test_a_bare_model_name_finds_a_shipped_model_and_a_file_comes_first(tmp_path
         assert resolve_model_path("tpr_large", suffix) in shipped
     (tmp_path / "tpr_large.onnx").write_bytes(b"x")
     assert resolve_model_path("tpr_large", ".onnx") == Path("tpr_large.onnx")
-    with pytest.raises(BackendUnavailableError, match="sub/tpr_default.onnx"):
-        resolve_model_path("sub/tpr_default", ".onnx")
+    with pytest.raises(BackendUnavailableError, match="sub/tpr_small.onnx"):
+        resolve_model_path("sub/tpr_small", ".onnx")
     with pytest.raises(BackendUnavailableError, match="models/no_such_model.onnx"):
         resolve_model_path("no_such_model", ".onnx")
 

@@ -177,7 +177,7 @@ def test_tensorrt_matches_onnxruntime(kitti06, tmp_path, precision):
     from tpr_vo.features.parity import compare_features, repeatability
     from tpr_vo.features.tensorrt_backend import TensorRTBackend
 
-    shipped = Path(__file__).resolve().parents[1] / "models" / "tpr_default.onnx"
+    shipped = Path(__file__).resolve().parents[1] / "models" / "tpr_large.onnx"
     onnx_path = shipped if shipped.is_file() else tmp_path / "net.onnx"
     if not shipped.is_file():
         export_onnx(random_model(), onnx_path)

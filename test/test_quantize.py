@@ -132,6 +132,15 @@ def test_onnxruntime_on_the_cpu_runs_the_int8_sibling_of_a_named_model():
     assert named_int8.model_path == LARGE_INT8 and named_int8.int8
 
 
+def test_the_default_model_is_tpr_large_and_runs_int8_on_the_cpu():
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
+    from tpr_vo.features.torch_backend import TorchBackend
+
+    assert OnnxRuntimeBackend(FeaturesConfig(), device="cpu").model_path == LARGE_INT8
+    assert TorchBackend(FeaturesConfig(), device="cpu").model_path == LARGE_ONNX.with_suffix(".pt")
+
+
 def test_export_command_int8(tmp_path, capsys):
     save_checkpoint(tmp_path / "m.pt", half_branch_model(seed=0), {"note": "test"})
     assert main(["export", str(tmp_path / "m.pt"), "--int8"]) == 0

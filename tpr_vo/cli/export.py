@@ -10,9 +10,9 @@ from tpr_vo.cli.common import command_parser
 
 HELP = "export a TPR checkpoint to ONNX (and a TensorRT engine), with a parity report"
 EPILOG = """examples:
-  tpr-vo export models/tpr_default.pt                       # -> models/tpr_default.onnx
+  tpr-vo export models/tpr_small.pt                         # -> models/tpr_small.onnx
   tpr-vo export ckpt.pt --out my.onnx --size 1241x376       # fixed input size
-  tpr-vo export models/tpr_default.pt --engine --fp16 --size 1241x376
+  tpr-vo export models/tpr_large.pt --engine --fp16 --size 1241x376
   tpr-vo export models/tpr_large.pt --int8                  # also models/tpr_large_int8.onnx
 
 writes OUT.onnx and OUT.parity.json (ONNX Runtime vs torch: keypoints shared within 0.5 px,

@@ -25,7 +25,7 @@ from tpr_vo.types import Features
 log = logging.getLogger(__name__)
 
 PACKAGE = "tpr_vo"
-DEFAULT_MODEL_STEM = "tpr_default"
+DEFAULT_MODEL_STEM = "tpr_large"  # since session 15; the 118k-parameter model is tpr_small
 # The contract with the exported graph (tpr_vo.export.onnx writes these names).
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("scores", "descriptors")
@@ -55,7 +55,8 @@ def int8_model_path(onnx_path: str | os.PathLike) -> Path:
 def resolve_model_path(model_path: str, suffix: str) -> Path:
     """The model file a backend loads: `suffix` is ".onnx" or ".pt".
 
-    `model_path == ""` means models/tpr_default<suffix> as shipped. A user path with another
+    `model_path == ""` means models/tpr_large<suffix> as shipped (ONNX Runtime on a CPU then
+    runs tpr_large_int8.onnx, `OnnxRuntimeBackend`). A user path with another
     suffix names the model family: "my.pt" gives "my.onnx" for ONNX Runtime (as `tpr-vo export`
     writes them side by side). A bare name without folder or suffix ("tpr_large") is looked up
     as a file first, then among the shipped models (so it works in a colcon install too).
