@@ -111,6 +111,8 @@ def test_tensorrt_and_torch_point_an_int8_model_to_its_float_one(tmp_path):
     with pytest.raises(BackendUnavailableError, match=r"float model \(tpr_large.onnx"):
         refuse_quantized(LARGE_INT8)
     refuse_quantized(LARGE_ONNX)  # the float model passes
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    refuse_quantized(tmp_path / "broken.onnx")  # unreadable: TensorRT's parser says why later
     with pytest.raises(BackendUnavailableError, match="float checkpoint tpr_large.pt"):
         resolve_model_path(str(tmp_path / "tpr_large_int8"), ".pt")
 
