@@ -114,38 +114,27 @@ def widen_narrow_convs(proto, min_out_channels: int = MIN_INT8_OUT_CHANNELS) -> 
     return widened
 
 
-def _ancestor_nodes(graph, output_name: str) -> set[str]:
+def _walk_back(graph, output_name: str, stop_at_conv: bool = False) -> set[str]:
+    """Names of the nodes `output_name` depends on; with `stop_at_conv`, only those between it
+    and the nearest Conv nodes (the Convs themselves excluded)."""
     producer = {out: node for node in graph.node for out in node.output}
     seen: set[str] = set()
     stack = [output_name]
     while stack:
         node = producer.get(stack.pop())
-        if node is None or node.name in seen:
+        if node is None or node.name in seen or (stop_at_conv and node.op_type == "Conv"):
             continue
         seen.add(node.name)
         stack.extend(node.input)
     return seen
 
 
-def _score_tail(graph) -> set[str]:
-    """Nodes between the last convolutions and the "scores" output (walked back, stopping at
-    Conv): the pixel-shuffles, slices, sums and the sigmoid that stay float."""
-    producer = {out: node for node in graph.node for out in node.output}
-    tail: set[str] = set()
-    stack = [OUTPUT_NAMES[0]]
-    while stack:
-        node = producer.get(stack.pop())
-        if node is None or node.op_type == "Conv" or node.name in tail:
-            continue
-        tail.add(node.name)
-        stack.extend(node.input)
-    return tail
-
-
 def quantization_plan(graph) -> tuple[list[str], list[str]]:
     """(op types to quantize, node names to leave float) for a TPRNet graph."""
-    score_nodes = _ancestor_nodes(graph, OUTPUT_NAMES[0])
-    exclude = set(_score_tail(graph))
+    score_nodes = _walk_back(graph, OUTPUT_NAMES[0])
+    # The score tail after the last convolutions (pixel-shuffles, slices, the heads' sum, the
+    # sigmoid) stays float.
+    exclude = _walk_back(graph, OUTPUT_NAMES[0], stop_at_conv=True)
     # DepthToSpace and Add are quantized on the descriptor path only (QLinearAdd and a uint8
     # pixel-shuffle of the 4*D-channel map: 2.5 -> 1.4 ms); elsewhere they stay float.
     for node in graph.node:
