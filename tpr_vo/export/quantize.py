@@ -173,14 +173,14 @@ def quantize_int8(
         quantize_static,
     )
 
-    from tpr_vo.export.onnx import onnx_metadata
     from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
 
     float_onnx = Path(float_onnx)
     out_path = Path(out_path) if out_path else int8_model_path(float_onnx)
     if not float_onnx.is_file():
         raise DataError(f"{float_onnx}: no such ONNX file to quantize")
-    meta = onnx_metadata(float_onnx)
+    proto = onnx.load(str(float_onnx))
+    meta = {p.key: p.value for p in proto.metadata_props}
     if QUANTIZED_KEY in meta:
         raise DataError(f"{float_onnx}: already quantized ({meta[QUANTIZED_KEY]})")
     if "tpr_vo.arch" not in meta:
@@ -193,7 +193,6 @@ def quantize_int8(
         pass
 
     with tempfile.TemporaryDirectory(prefix="tpr_vo_int8_") as tmp_dir:
-        proto = onnx.load(str(float_onnx))
         widened = widen_narrow_convs(proto)
         wide_path = Path(tmp_dir) / "wide.onnx"
         onnx.save(proto, str(wide_path))
