@@ -77,33 +77,17 @@ def run(args: argparse.Namespace) -> int:
 def _quantize(onnx_path, image) -> None:
     from tpr_vo.atomic import write_text_atomic
     from tpr_vo.errors import DataError
-    from tpr_vo.export.quantize import (
-        INT8_MIN_MEAN_COSINE,
-        INT8_MIN_SHARED_FRACTION,
-        INT8_TOL_PX,
-        int8_parity_passed,
-        int8_summary,
-        quantize_int8,
-    )
+    from tpr_vo.export.quantize import int8_parity_record, int8_summary, quantize_int8
     from tpr_vo.features.learned import int8_model_path
 
     out = int8_model_path(onnx_path)
     report = quantize_int8(onnx_path, out, parity_image=image)
-    passed = int8_parity_passed(report)
-    record = {
-        **report.to_json_dict(),
-        "passed": passed,
-        "acceptance": {
-            "tol_px": INT8_TOL_PX,
-            "min_shared_fraction": INT8_MIN_SHARED_FRACTION,
-            "min_mean_descriptor_cosine": INT8_MIN_MEAN_COSINE,
-        },
-    }
+    record = int8_parity_record(report)
     parity_path = out.with_suffix(".parity.json")
     write_text_atomic(parity_path, json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
     print(int8_summary(report))
-    if not passed:
+    if not record["passed"]:
         raise DataError(f"{out}: the int8 graph departs from the float one (see {parity_path})")
 
 

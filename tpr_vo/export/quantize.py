@@ -264,6 +264,19 @@ def int8_parity_passed(report: ParityReport) -> bool:
     )
 
 
+def int8_parity_record(report: ParityReport) -> dict:
+    """The report as JSON, with the int8 verdict and the acceptance it was judged by."""
+    return {
+        **report.to_json_dict(),
+        "passed": int8_parity_passed(report),
+        "acceptance": {
+            "tol_px": INT8_TOL_PX,
+            "min_shared_fraction": INT8_MIN_SHARED_FRACTION,
+            "min_mean_descriptor_cosine": INT8_MIN_MEAN_COSINE,
+        },
+    }
+
+
 def int8_summary(report: ParityReport) -> str:
     return (
         f"int8 vs float: {report.num_shared}/{max(report.num_reference, 1)} keypoints shared "
