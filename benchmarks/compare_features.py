@@ -24,6 +24,8 @@ from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config, parse_set_overrides
 from tpr_vo.datasets import open_sequence
 from tpr_vo.errors import ConfigError
+from tpr_vo.eval.paired import paired_difference
+from tpr_vo.eval.rpe import compute_rpe
 from tpr_vo.features import create_backend
 from tpr_vo.pipeline import OfflinePipeline
 from tpr_vo.prefetch import features_for_prefetch
@@ -59,7 +61,37 @@ def run_one(
     result = run_pipeline(sequence, features, run, frontend, seed, backend, extra)
     metrics = dict(result.metrics)
     metrics.update(features=features, run=run, frontend=frontend, seed=seed)
+    if sequence.gt_poses is not None:
+        n = len(result.T_world_cam)
+        rpe = compute_rpe(sequence.gt_poses[:n], result.T_world_cam)
+        metrics["rpe_rot_per_frame_deg"] = [round(float(e), 6) for e in rpe.rot_errors_deg]
     return metrics
+
+
+def per_frame_rotation(records: list[dict], feature: str, run: str) -> np.ndarray:
+    """(N - 1,) per-frame RPE rotation of one feature and run, averaged over seeds."""
+    group = [r["rpe_rot_per_frame_deg"] for r in records
+             if r["features"] == feature and r["run"] == run]  # fmt: skip
+    return np.mean(group, axis=0)
+
+
+def paired_rows(records: list[dict], reference: str, features: list[str], runs: list[str]):
+    """Per run, each feature's per-frame RPE rotation against the reference's on the same
+    frames (tpr_vo.eval.paired) -> Markdown rows."""
+    rows = []
+    for run in runs:
+        ref = per_frame_rotation(records, reference, run)
+        for feature in features:
+            if feature == reference:
+                continue
+            d = paired_difference(per_frame_rotation(records, feature, run), ref)
+            verdict = {"a lower": f"{feature} lower", "b lower": f"{reference} lower"}
+            rows.append(
+                f"| {run} | {feature} - {reference} | {d.mean:+.4f} | "
+                f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}] | {d.frames_a_lower}/{d.frames} | "
+                f"{verdict.get(d.verdict, d.verdict)} |"
+            )
+    return rows
 
 
 def median(records: list[dict], key: str) -> str:
@@ -83,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--json", help="write every run's metrics here")
     parser.add_argument(
+        "--paired",
+        metavar="FEATURE",
+        help="also compare every feature's per-frame RPE rotation with this one's on the same "
+        "frames (mean difference, 95 %% bootstrap interval over frames; needs ground truth)",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -96,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
 
     sequence = open_sequence(args.sequence)
+    if args.paired and (args.paired not in args.features or sequence.gt_poses is None):
+        parser.error("--paired needs one of --features and a sequence with ground truth")
     records = []
     for features in args.features:
         backend = prefetch_backend(features, extra)
@@ -122,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{median(group, 'ate_rmse_m')} | "
                   f"{summarise(group, 'rpe_rot_deg')} | >= {tracked}/{group[0]['frames']} | "
                   f"{summarise(group, 'fps')} |")  # fmt: skip
+    if args.paired:
+        print(
+            "\nPer-frame RPE rotation (deg/frame), paired over the same frames, seeds averaged:\n"
+        )
+        print("| run | difference | mean | 95 % interval | frames lower | verdict |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(paired_rows(records, args.paired, args.features, args.runs)))
     if args.json:
         write_text_atomic(args.json, json.dumps(records, indent=1) + "\n")
     return 0
