@@ -148,3 +148,68 @@ def info_nce_loss(
     if not losses:
         return query.sum() * 0.0
     return torch.stack(losses).mean()
+
+
+def _soft_argmax_at(
+    scores: torch.Tensor, centers: torch.Tensor, radius_px: int, temperature: float
+) -> torch.Tensor:
+    """Inference's sub-pixel refinement (postprocess.refine_subpixel) in torch: soft-argmax of
+    the (B, 1, H, W) scores in the (2r+1)^2 window around each integer (B, K, 2) centre (x, y),
+    weights exp((s - peak) / (peak * temperature)), window pixels clamped into the image.
+    Returns (B, K, 2) positions; differentiable in the scores."""
+    B, _, H, W = scores.shape
+    offsets = torch.arange(-radius_px, radius_px + 1, device=scores.device)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    dx, dy = dx.reshape(-1), dy.reshape(-1)
+    cx = centers[..., 0:1].long().clamp(0, W - 1)
+    cy = centers[..., 1:2].long().clamp(0, H - 1)
+    xs = (cx + dx).clamp(0, W - 1)
+    ys = (cy + dy).clamp(0, H - 1)
+    flat = scores.reshape(B, H * W)
+    patch = torch.gather(flat, 1, (ys * W + xs).reshape(B, -1)).reshape(B, -1, len(dx))
+    peak = patch.max(dim=2, keepdim=True).values.detach()
+    weights = torch.softmax((patch - peak) / (peak.clamp_min(1e-6) * temperature), dim=2)
+    off = torch.stack([weights @ dx.to(scores.dtype), weights @ dy.to(scores.dtype)], dim=-1)
+    return torch.cat([cx, cy], dim=-1).to(scores.dtype) + off
+
+
+def reprojection_loss(
+    scores_a: torch.Tensor,
+    scores_b: torch.Tensor,
+    H_b_a: torch.Tensor,
+    num_peaks: int = 64,
+    nms_radius_px: int = 5,
+    radius_px: int = 3,
+    temperature: float = 0.1,
+    max_error_px: float = 1.0,
+) -> torch.Tensor:
+    """Sub-pixel consistency of the detector across views (after ALIKE's reprojection loss,
+    with this package's inference refinement): at the `num_peaks` strongest NMS maxima of view
+    a, the soft-argmax position mapped by H_b_a should equal the soft-argmax of view b in the
+    window around where it lands. Mean distance (px) over peaks that land inside view b and
+    whose two positions are within `max_error_px` (farther: not the same keypoint, which is the
+    repeatability terms' business). Peaks are ranked, not thresholded, so lowering every score
+    cannot lower the loss. scores_*: (B, 1, H, W) in (0, 1), both with gradient. No peaks: 0."""
+    B, _, H, W = scores_a.shape
+    border = radius_px + 1
+    with torch.no_grad():
+        k = 2 * nms_radius_px + 1
+        is_max = scores_a == nnf.max_pool2d(scores_a, k, stride=1, padding=nms_radius_px)
+        is_max[..., :border, :] = False
+        is_max[..., H - border :, :] = False
+        is_max[..., :, :border] = False
+        is_max[..., :, W - border :] = False
+        masked = torch.where(is_max, scores_a, torch.full_like(scores_a, -1.0)).reshape(B, -1)
+        values, index = masked.topk(min(num_peaks, H * W), dim=1)
+        peaks = torch.stack([index % W, index // W], dim=-1)  # (B, K, 2) long
+    pos_a = _soft_argmax_at(scores_a, peaks, radius_px, temperature)
+    in_b = warp_points(H_b_a.to(pos_a.dtype), pos_a)
+    with torch.no_grad():
+        centers_b = torch.round(in_b)
+        inside = visible(centers_b, H, W, margin_px=float(border)) & (values > 0)
+    pos_b = _soft_argmax_at(scores_b, centers_b, radius_px, temperature)
+    error = (pos_b - in_b).norm(dim=-1)
+    use = inside & (error.detach() < max_error_px)
+    if not bool(use.any()):
+        return scores_a.sum() * 0.0
+    return error[use].mean()
