@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 import torch.nn.functional as nnf  # noqa: E402
 
-from tpr_vo.errors import ConfigError, DataError  # noqa: E402
+from tpr_vo.errors import DataError  # noqa: E402
 from tpr_vo.geometry.triangulation import warp_points  # noqa: E402
 from tpr_vo.training import tpr_loss  # noqa: E402
 from tpr_vo.training.data import PairSampler, folder_images, skimage_images  # noqa: E402
@@ -428,66 +428,3 @@ def test_density_shift_brings_the_keypoint_count_to_the_target():
     after = local_max_logits(net, crops, params)
     assert keypoint_count(after, params.score_threshold) == pytest.approx(5.0, abs=1 / 3)
     assert np.allclose(np.concatenate(after), np.concatenate(maxima) + shift, atol=1e-4)
-
-
-def _gaussian_peaks(points_xy, size=64, sigma=1.5, shift=(0.0, 0.0)) -> torch.Tensor:
-    ys, xs = torch.meshgrid(
-        torch.arange(size, dtype=torch.float32),
-        torch.arange(size, dtype=torch.float32),
-        indexing="ij",
-    )
-    scores = torch.zeros(size, size)
-    for x, y in points_xy:
-        d2 = (xs - x - shift[0]) ** 2 + (ys - y - shift[1]) ** 2
-        scores = torch.maximum(scores, torch.exp(-d2 / (2 * sigma**2)))
-    scores = torch.where(scores < 1e-6, torch.zeros_like(scores), scores)
-    return (0.9 * scores)[None, None]
-
-
-def test_reprojection_loss_measures_the_sub_pixel_disagreement_of_the_two_views():
-    peaks = [(20.3, 20.7), (40.6, 30.2), (30.1, 45.5)]
-    H_b_a = torch.tensor([[[1.0, 0.0, 2.3], [0.0, 1.0, -1.4], [0.0, 0.0, 1.0]]])
-    view_a = _gaussian_peaks(peaks)
-    agree = tpr_loss.reprojection_loss(view_a, _gaussian_peaks(peaks, shift=(2.3, -1.4)), H_b_a)
-    off = tpr_loss.reprojection_loss(view_a, _gaussian_peaks(peaks, shift=(2.8, -1.4)), H_b_a)
-    # The residual of the consistent pair is the soft-argmax's own discretisation bias.
-    assert float(agree) < 0.06
-    assert 0.4 < float(off) < 0.6
-    # Half a pixel farther in b: the gradient reaches both views' score maps.
-    a = view_a.clone().requires_grad_(True)
-    b = _gaussian_peaks(peaks, shift=(2.8, -1.4)).requires_grad_(True)
-    tpr_loss.reprojection_loss(a, b, H_b_a).backward()
-    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
-    # Peaks that land 3 px from any peak of b are other keypoints, not a localisation error.
-    far = tpr_loss.reprojection_loss(view_a, _gaussian_peaks(peaks, shift=(5.3, -1.4)), H_b_a)
-    assert float(far) == 0.0
-    # Scaling every score (what a detector could do to escape a thresholded loss) changes
-    # nothing: peaks are ranked, and the refinement's temperature is relative to the peak.
-    scaled = tpr_loss.reprojection_loss(
-        0.01 * view_a, 0.01 * _gaussian_peaks(peaks, shift=(2.8, -1.4)), H_b_a
-    )
-    assert float(scaled) == pytest.approx(float(off), abs=1e-4)
-
-
-def test_reprojection_soft_argmax_is_the_inference_refinement():
-    from tpr_vo.features.postprocess import refine_subpixel
-
-    rng = np.random.default_rng(0)
-    scores = rng.random((40, 50)).astype(np.float32)
-    centers = np.array([[10, 12], [25, 30], [3, 36], [46, 2]], np.int64)
-    expected = refine_subpixel(scores, centers, 3, 0.1)
-    got = tpr_loss._soft_argmax_at(
-        torch.from_numpy(scores)[None, None], torch.from_numpy(centers)[None].float(), 3, 0.1
-    )[0].numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-
-
-def test_polish_strength_sets_the_transformation_strength_after_the_main_steps():
-    from tpr_vo.training.config import TrainConfig
-    from tpr_vo.training.trainer import curriculum
-
-    cfg = TrainConfig(steps=100, polish_steps=20, polish_strength=0.3)
-    assert curriculum(cfg, 99)[0] == pytest.approx(1.0)
-    assert curriculum(cfg, 100) == pytest.approx((0.3, 0.3 * cfg.alpha_max))
-    with pytest.raises(ConfigError):
-        TrainConfig(polish_strength=1.5).validate()

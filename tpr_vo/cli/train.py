@@ -186,35 +186,6 @@ def add_parser(subparsers) -> None:
         "around each teacher keypoint; 0 = off)",
     )
     p.add_argument(
-        "--reproj",
-        type=float,
-        default=d.reproj_weight,
-        metavar="W",
-        help="weight of the detector's sub-pixel consistency term during TPR: soft-argmax "
-        "keypoints of the online view a against the target view b (px; 0 = off)",
-    )
-    p.add_argument(
-        "--polish-reproj",
-        type=float,
-        default=d.polish_reproj_weight,
-        metavar="W",
-        help="weight of the polish's sub-pixel consistency term: the soft-argmax keypoint "
-        "positions of the two views must agree through the homography (px; 0 = off)",
-    )
-    p.add_argument(
-        "--polish-kp",
-        type=float,
-        default=d.polish_kp_weight,
-        metavar="W",
-        help="weight of the polish's keypoint-teacher term (0 = only the other polish terms)",
-    )
-    p.add_argument(
-        "--polish-strength",
-        type=float,
-        default=d.polish_strength,
-        help="transformation strength (0-1) of the polish's training pairs",
-    )
-    p.add_argument(
         "--images",
         action="append",
         default=[],
@@ -312,10 +283,6 @@ def config_from_args(args):
         warm_start_steps=args.warm_start_steps,
         polish_steps=args.polish_steps,
         polish_peak_weight=args.polish_peak,
-        polish_reproj_weight=args.polish_reproj,
-        reproj_weight=args.reproj,
-        polish_kp_weight=args.polish_kp,
-        polish_strength=args.polish_strength,
         image_dirs=tuple(args.images),
         use_skimage=args.skimage,
         synthetic_frames=args.synthetic,

@@ -48,15 +48,11 @@ class TrainConfig:
     teacher_repeat_px: float = 0.0
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
-    reproj_weight: float = 0.0  # > 0: sub-pixel consistency of the detector across the views
     warm_start_steps: int = 0  # SIFT distillation steps before TPR
     # Detector polish: steps after `steps` that train only the score heads on the keypoint
     # teacher (stem, trunk and descriptor frozen), at the constant rate `lr`.
     polish_steps: int = 0
     polish_peak_weight: float = 0.0  # > 0: the polish adds the teacher's localisation term
-    polish_reproj_weight: float = 0.0  # > 0: the polish adds sub-pixel consistency across views
-    polish_kp_weight: float = 1.0  # weight of the polish's keypoint-teacher term
-    polish_strength: float = 1.0  # transformation strength of the polish's training pairs
     image_dirs: tuple[str, ...] = ()
     use_skimage: bool = True
     synthetic_frames: int = 0  # render a synthetic drive of this many frames for training
@@ -107,12 +103,6 @@ class TrainConfig:
             raise ConfigError("train: half_depth / half_pixels need half_width > 0")
         if self.polish_peak_weight < 0:
             raise ConfigError("train: polish_peak_weight must be >= 0")
-        if min(self.reproj_weight, self.polish_reproj_weight, self.polish_kp_weight) < 0:
-            raise ConfigError(
-                "train: reproj_weight, polish_reproj_weight and polish_kp_weight must be >= 0"
-            )
-        if not 0.0 <= self.polish_strength <= 1.0:
-            raise ConfigError("train: polish_strength must be in [0, 1]")
         if self.polish_steps < 0:
             raise ConfigError("train: polish_steps must be >= 0")
         if not 0.0 <= self.ema_base <= 1.0:

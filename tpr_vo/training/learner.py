@@ -41,14 +41,10 @@ class LossSettings:
     keypoint_teacher: str = "sift"  # the classical detector it distils (warmstart.teacher_heatmap)
     keypoint_pos_weight: float = 10.0  # cap of the BCE positive weight of that term
     polish_peak_weight: float = 0.0  # > 0: the polish adds warmstart.peak_loss (localisation)
-    # > 0: the polish adds tpr_loss.reprojection_loss (sub-pixel consistency across the views)
-    polish_reproj_weight: float = 0.0
-    polish_kp_weight: float = 1.0  # the polish's keypoint-teacher term
     # > 0: the teacher's keypoints of view a count only when it finds them again in view b
     # within this many pixels (warmstart.repeatable_keypoints)
     teacher_repeat_px: float = 0.0
     infonce_weight: float = 0.0  # 0 = pure TPR
-    reproj_weight: float = 0.0  # > 0: tpr_loss.reprojection_loss, online view a vs target view b
     infonce_temperature: float = 0.07
 
 
@@ -118,16 +114,10 @@ class TPRLearner(nn.Module):
             self.online.train(self.training)
             heat = teacher_heatmap(image_a, settings.keypoint_teacher, drawn=heat_a, **repeat)
             out = {"polish_kp": keypoint_loss(logits, heat, settings.keypoint_pos_weight)}
-            out["total"] = settings.polish_kp_weight * out["polish_kp"]
+            out["total"] = out["polish_kp"]
             if settings.polish_peak_weight > 0:
                 out["polish_peak"] = peak_loss(logits, heat)
                 out["total"] = out["total"] + settings.polish_peak_weight * out["polish_peak"]
-            if settings.polish_reproj_weight > 0:
-                logits_b, _ = self.online.forward_raw(image_b, detach_features=True)
-                out["polish_reproj"] = tpr_loss.reprojection_loss(
-                    torch.sigmoid(logits), torch.sigmoid(logits_b), H_b_a.float()
-                )
-                out["total"] = out["total"] + settings.polish_reproj_weight * out["polish_reproj"]
             return out
         B, _, H, W = image_a.shape
         logits_a, raw_a = self.online.forward_raw(image_a)
@@ -167,9 +157,6 @@ class TPRLearner(nn.Module):
             back = tpr_loss.sample_at(scores_b, pix_b, (H, W)).reshape(B, 1, H, W)
             out["rep"] = tpr_loss.repeatability_loss(scores_a, back, mask)
             out["peaky"] = tpr_loss.peakiness_loss(scores_a)
-        if settings.reproj_weight > 0:
-            out["reproj"] = tpr_loss.reprojection_loss(scores_a, scores_b, H_b_a.float())
-            total_reproj = settings.reproj_weight * out["reproj"]
         if settings.infonce_weight > 0:
             out["nce"] = tpr_loss.info_nce_loss(y_a_c, y_b_c, vis, settings.infonce_temperature)
         total = out["pred"]
@@ -183,8 +170,6 @@ class TPRLearner(nn.Module):
             total = total + settings.keypoint_weight * out["kp"]
         if "nce" in out:
             total = total + settings.infonce_weight * out["nce"]
-        if "reproj" in out:
-            total = total + total_reproj
         out["total"] = total
         out["label_mean"] = (labels * vis).sum() / vis.sum().clamp_min(1)
         out["visible_frac"] = vis.float().mean()

@@ -46,10 +46,7 @@ class TrainResult:
 
 
 def curriculum(cfg: TrainConfig, step: int) -> tuple[float, float]:
-    """(transformation strength in [0, 1], alpha) at `step`; the polish after `steps` draws its
-    pairs at `polish_strength`."""
-    if step >= cfg.steps:
-        return cfg.polish_strength, cfg.alpha_max * cfg.polish_strength
+    """(transformation strength in [0, 1], alpha) at `step`."""
     if not cfg.curriculum:
         return 1.0, cfg.alpha_max
     ramp = max(1, (cfg.steps - cfg.warm_start_steps) // 2)
@@ -180,9 +177,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
         keypoint_weight=cfg.keypoint_weight, keypoint_teacher=cfg.keypoint_teacher,
         teacher_repeat_px=cfg.teacher_repeat_px, polish_peak_weight=cfg.polish_peak_weight,
-        polish_reproj_weight=cfg.polish_reproj_weight, polish_kp_weight=cfg.polish_kp_weight,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
-        reproj_weight=cfg.reproj_weight,
     )  # fmt: skip
     if rank == 0:
         log.info(
