@@ -31,6 +31,22 @@ from tpr_vo.pipeline import OfflinePipeline
 from tpr_vo.prefetch import features_for_prefetch
 
 
+def overrides_or_exit(parser: argparse.ArgumentParser, values: list[str]) -> dict:
+    """`--set KEY=VALUE` values as config overrides; a bad one ends the run with its message."""
+    try:
+        return parse_set_overrides(values)
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
+def sequence_with_ground_truth(parser: argparse.ArgumentParser, path: str):
+    """The sequence at `path`; ends the run when it has no ground-truth poses."""
+    sequence = open_sequence(path)
+    if sequence.gt_poses is None:
+        parser.error(f"{path}: no ground-truth poses")
+    return sequence
+
+
 def prefetch_backend(features: str, extra: dict):
     """The backend of `features` as `tpr-vo run` uses it: extraction in the pipeline's prefetch
     thread, with its thread counts."""
@@ -128,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         help="config override (dotted key, YAML value), repeatable",
     )
     args = parser.parse_args(argv)
-    try:
-        extra = parse_set_overrides(args.set)
-    except ConfigError as exc:
-        parser.error(str(exc))
-
-    sequence = open_sequence(args.sequence)
-    if args.paired and (args.paired not in args.features or sequence.gt_poses is None):
-        parser.error("--paired needs one of --features and a sequence with ground truth")
+    extra = overrides_or_exit(parser, args.set)
+    if args.paired and args.paired not in args.features:
+        parser.error(f"--paired {args.paired}: not among --features {args.features}")
+    sequence = (
+        sequence_with_ground_truth(parser, args.sequence)
+        if args.paired
+        else open_sequence(args.sequence)
+    )
     records = []
     for features in args.features:
         backend = prefetch_backend(features, extra)

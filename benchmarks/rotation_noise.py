@@ -21,9 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import parse_set_overrides
-from tpr_vo.datasets import open_sequence
-from tpr_vo.errors import ConfigError
 from tpr_vo.eval.noise_floor import (
     pairwise_rms_deg,
     relative_rotvecs_deg,
@@ -32,7 +29,12 @@ from tpr_vo.eval.noise_floor import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling compare_features.py
-from compare_features import prefetch_backend, run_pipeline  # noqa: E402
+from compare_features import (  # noqa: E402
+    overrides_or_exit,
+    prefetch_backend,
+    run_pipeline,
+    sequence_with_ground_truth,
+)
 
 
 def estimate_rotvecs(sequence, features: str, run: str, seed: int, backend, extra: dict):
@@ -54,13 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.features) < 2:
         parser.error("--features: need at least two (with the ground truth, three sources)")
-    try:
-        extra = parse_set_overrides(args.set)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    sequence = open_sequence(args.sequence)
-    if sequence.gt_poses is None:
-        parser.error(f"{args.sequence}: no ground-truth poses")
+    extra = overrides_or_exit(parser, args.set)
+    sequence = sequence_with_ground_truth(parser, args.sequence)
     gt = relative_rotvecs_deg(np.asarray(sequence.gt_poses))
     backends = {f: prefetch_backend(f, extra) for f in args.features}
     records = []

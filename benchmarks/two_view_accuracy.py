@@ -24,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import load_config, parse_set_overrides
-from tpr_vo.datasets import open_sequence
-from tpr_vo.errors import ConfigError
+from tpr_vo.config import load_config
 from tpr_vo.eval.rpe import rotation_angle_rad
 from tpr_vo.geometry.essential import estimate_relative_pose, sampson_sq_px
 from tpr_vo.geometry.se3 import skew
@@ -34,7 +32,11 @@ from tpr_vo.matching import match_descriptors
 from tpr_vo.progress import progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling compare_features.py
-from compare_features import prefetch_backend  # noqa: E402
+from compare_features import (  # noqa: E402
+    overrides_or_exit,
+    prefetch_backend,
+    sequence_with_ground_truth,
+)
 
 
 def pair_accuracy(sequence, features: list, matching_cfg, seeds, max_error_px: float) -> dict:
@@ -86,13 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
     args = parser.parse_args(argv)
-    try:
-        extra = parse_set_overrides(args.set)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    sequence = open_sequence(args.sequence)
-    if sequence.gt_poses is None:
-        parser.error(f"{args.sequence}: no ground-truth poses")
+    extra = overrides_or_exit(parser, args.set)
+    sequence = sequence_with_ground_truth(parser, args.sequence)
     n = len(sequence) if args.frames <= 0 else min(args.frames, len(sequence))
     images = [sequence[i].image_left for i in range(n)]
     if any(image is None for image in images):
