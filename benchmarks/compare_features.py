@@ -32,11 +32,14 @@ from tpr_vo.prefetch import features_for_prefetch
 
 
 def overrides_or_exit(parser: argparse.ArgumentParser, values: list[str]) -> dict:
-    """`--set KEY=VALUE` values as config overrides; a bad one ends the run with its message."""
+    """`--set KEY=VALUE` values as config overrides; a bad one (malformed, an unknown key, a
+    value the config refuses) ends the run with its message."""
     try:
-        return parse_set_overrides(values)
+        overrides = parse_set_overrides(values)
+        load_config(None, overrides)
     except ConfigError as exc:
         parser.error(str(exc))
+    return overrides
 
 
 def sequence_with_ground_truth(parser: argparse.ArgumentParser, path: str):

@@ -64,3 +64,18 @@ def test_compare_features_pairs_the_per_frame_rotation_errors(tmp_path, capsys):
     assert table.count("| stereo | orb - sift |") == 1
     with pytest.raises(SystemExit):
         bench.main(argv + ["--paired", "tpr"])  # not among --features
+
+
+def test_benchmark_overrides_are_checked_before_any_run(capsys):
+    """A `--set` key the config does not know ends the script with the key's name, not with a
+    traceback from the first run."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/compare_features.py"
+    spec = importlib.util.spec_from_file_location("compare_features", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit):
+        bench.main(["/nonexistent", "--set", "features.bogus=1"])
+    assert "features.bogus" in capsys.readouterr().err
