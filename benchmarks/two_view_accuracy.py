@@ -25,7 +25,7 @@ import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config
-from tpr_vo.eval.rpe import rotation_angle_rad
+from tpr_vo.eval.rpe import relative_motions, rotation_angle_rad
 from tpr_vo.geometry.essential import estimate_relative_pose, sampson_sq_px
 from tpr_vo.geometry.se3 import skew
 from tpr_vo.matching import match_descriptors
@@ -43,13 +43,14 @@ def pair_accuracy(sequence, features: list, matching_cfg, seeds, max_error_px: f
     """Match statistics and two-view rotation errors over the consecutive pairs of
     `features` (one Features per frame, in order)."""
     K = sequence.intrinsics.K
+    # Ground-truth motion of each pair, frame i -> frame i + 1 coordinates.
+    gt_T_1_0 = np.linalg.inv(relative_motions(np.asarray(sequence.gt_poses[: len(features)])))
     matches, good, rot_errors_deg = [], [], []
-    for i in range(len(features) - 1):
+    for i, T_1_0 in enumerate(gt_T_1_0):
         a, b = features[i], features[i + 1]
         m = match_descriptors(a.descriptors, b.descriptors, matching_cfg)
         p0 = a.keypoints_px[m.index_a].astype(np.float64)
         p1 = b.keypoints_px[m.index_b].astype(np.float64)
-        T_1_0 = np.linalg.inv(sequence.gt_poses[i + 1]) @ sequence.gt_poses[i]
         length = np.linalg.norm(T_1_0[:3, 3])
         if length < 1e-6 or len(p0) < 8:  # no baseline: the epipolar geometry is undefined
             continue

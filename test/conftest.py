@@ -26,6 +26,16 @@ def has_tensorrt_gpu() -> bool:
         return False
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_data(relative: str) -> Path:
     """Path under the real-data folder; skip when absent on a user's machine, fail in CI."""
     path = data_root() / relative

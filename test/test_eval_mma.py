@@ -124,14 +124,9 @@ def test_viewpoint_set_generator_writes_a_consistent_hpatches_folder(tmp_path):
     """benchmarks/make_viewpoint_set.py: the orbit homography is the identity at 0 degrees and
     moves the image centre's column sideways as the angle grows; the written set reads back as
     five pairs, and SIFT matches image 1 to image 2 through the written H_1_2."""
-    import importlib.util
+    from conftest import load_benchmark
 
-    spec = importlib.util.spec_from_file_location(
-        "make_viewpoint_set",
-        Path(__file__).resolve().parents[1] / "benchmarks/make_viewpoint_set.py",
-    )
-    mvs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mvs)
+    mvs = load_benchmark("make_viewpoint_set")
     np.testing.assert_allclose(mvs.orbit_homography(640, 480, 0.0), np.eye(3), atol=1e-6)
     # The plane's centre stays at the image centre (the camera keeps looking at it); its left
     # and right edges foreshorten unequally.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from tpr_vo.eval.paired import paired_difference
 
@@ -42,17 +43,12 @@ def test_compare_features_pairs_the_per_frame_rotation_errors(tmp_path, capsys):
     """benchmarks/compare_features.py --paired on a 16-frame rendered drive: every record keeps
     its per-frame RPE rotation (whose mean is the record's rpe_rot_deg), and the paired table
     has one row per other feature and run."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from tpr_vo.datasets.synthetic import render_synthetic_sequence
 
     seq = render_synthetic_sequence(tmp_path / "seq", num_frames=16)
-    path = Path(__file__).resolve().parents[1] / "benchmarks/compare_features.py"
-    spec = importlib.util.spec_from_file_location("compare_features", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("compare_features")
     out = tmp_path / "cmp.json"
     argv = [str(seq), "--features", "orb", "sift", "--runs", "stereo", "--seeds", "0", "1"]
     assert bench.main(argv + ["--paired", "sift", "--json", str(out)]) == 0
@@ -69,13 +65,7 @@ def test_compare_features_pairs_the_per_frame_rotation_errors(tmp_path, capsys):
 def test_benchmark_overrides_are_checked_before_any_run(capsys):
     """A `--set` key the config does not know ends the script with the key's name, not with a
     traceback from the first run."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks/compare_features.py"
-    spec = importlib.util.spec_from_file_location("compare_features", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("compare_features")
     with pytest.raises(SystemExit):
         bench.main(["/nonexistent", "--set", "features.bogus=1"])
     assert "features.bogus" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 from scipy.spatial.transform import Rotation
 
 from tpr_vo.eval.noise_floor import (
@@ -60,18 +61,12 @@ def test_rotation_noise_benchmark_runs_on_a_rendered_drive(tmp_path, capsys):
     """benchmarks/rotation_noise.py end to end on a 16-frame synthetic drive with ORB and SIFT
     in stereo: one record per seed, with a finite RMS against the ground truth per feature
     and a hat value for every source; the table names every source."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from tpr_vo.datasets.synthetic import render_synthetic_sequence
 
     seq = render_synthetic_sequence(tmp_path / "seq", num_frames=16)
-    spec = importlib.util.spec_from_file_location(
-        "rotation_noise", Path(__file__).resolve().parents[1] / "benchmarks/rotation_noise.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("rotation_noise")
     out = tmp_path / "noise.json"
     argv = [str(seq), "--features", "orb", "sift", "--runs", "stereo", "--seeds", "0", "1"]
     assert bench.main(argv + ["--json", str(out)]) == 0

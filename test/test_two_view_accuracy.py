@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from tpr_vo.config import MatchingConfig
 from tpr_vo.types import CameraIntrinsics, Features
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks/two_view_accuracy.py"
-
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("two_view_accuracy", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("two_view_accuracy")
 
 
 def _scene(noise_px: float, rng):
