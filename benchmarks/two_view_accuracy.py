@@ -25,9 +25,9 @@ import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config
-from tpr_vo.eval.rpe import relative_motions, rotation_angle_rad
+from tpr_vo.eval.rpe import relative_motions
 from tpr_vo.geometry.essential import estimate_relative_pose, sampson_sq_px
-from tpr_vo.geometry.se3 import skew
+from tpr_vo.geometry.se3 import rotation_angle_rad, skew
 from tpr_vo.matching import match_descriptors
 from tpr_vo.progress import progress
 

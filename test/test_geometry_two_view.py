@@ -16,7 +16,9 @@ from tpr_vo.geometry.se3 import (
     angle_between_deg,
     invert,
     make_T,
+    nearest_rotation,
     rotation_angle_deg,
+    rotation_angle_rad,
     so3_exp,
     so3_log,
 )
@@ -44,6 +46,23 @@ def test_so3_exp_log_roundtrip():
     assert rotation_angle_deg(R) == pytest.approx(30.0, abs=1e-9)
     T = make_T(R, [1, 2, 3])
     assert np.allclose(invert(T) @ T, np.eye(4))
+
+
+def test_rotation_angle_is_exact_from_zero_to_pi_and_on_rounded_matrices():
+    rng = np.random.default_rng(4)
+    axes = rng.normal(size=(200, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.concatenate([10.0 ** rng.uniform(-9, 0, 100), rng.uniform(0, np.pi, 99), [np.pi]])
+    R = np.stack([so3_exp(a * w) for a, w in zip(angles, axes)])
+    assert np.allclose(rotation_angle_rad(R), angles, rtol=1e-9, atol=1e-12)
+    # Entries rounded to 7 significant digits, as in KITTI's pose files: the projection back onto
+    # SO(3) keeps the angle to the rounding's own size, far below the old arccos floor (~3e-4).
+    rounded = np.array([[float(f"{v:.6e}") for v in m.ravel()] for m in R]).reshape(R.shape)
+    assert np.abs(rotation_angle_rad(rounded) - angles).max() < 1e-6
+    P = nearest_rotation(rounded)
+    assert np.allclose(np.swapaxes(P, 1, 2) @ P, np.eye(3), atol=1e-12)
+    assert np.allclose(np.linalg.det(P), 1.0)
+    assert rotation_angle_deg(np.eye(3)) == 0.0
 
 
 def test_essential_recovers_rotation_and_direction_with_outliers():

@@ -1,7 +1,10 @@
 """Frame-to-frame relative pose error (evo's RPE with delta = 1 frame, all pairs i -> i+1).
 
 E_i = (gt_i^-1 gt_{i+1})^-1 (est_i^-1 est_{i+1}); translation error ||t(E_i)|| in metres and
-rotation error angle(E_i) in degrees, averaged over the N-1 pairs.
+rotation error angle(E_i) in degrees, averaged over the N-1 pairs. The angle is the norm of the
+rotation vector of E_i projected onto SO(3) (`se3.rotation_angle_rad`), as evo computes it: KITTI's
+ground truth is rounded to 7 significant digits, and the arccos-of-trace angle used before
+2026-11-27 (session 17) read that rounding as up to 0.015 deg of error per frame.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from tpr_vo.geometry.se3 import rotation_angle_rad
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,6 @@ class RpeResult:
     @property
     def rot_mean_deg(self) -> float | None:
         return float(np.mean(self.rot_errors_deg)) if self.pairs else None
-
-
-def rotation_angle_rad(R: np.ndarray) -> np.ndarray:
-    """Angle of (..., 3, 3) rotations from the trace, clipped into acos's domain."""
-    cos = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1.0)
-    return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
 def relative_motions(T_world_cam: np.ndarray, delta: int = 1) -> np.ndarray:
