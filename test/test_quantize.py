@@ -134,6 +134,22 @@ def test_onnxruntime_on_the_cpu_runs_the_int8_sibling_of_a_named_model():
     assert named_int8.model_path == LARGE_INT8 and named_int8.int8
 
 
+def test_onnxruntime_reads_int8_from_the_graph_metadata_not_the_file_name(tmp_path):
+    """A renamed graph keeps what it is: the int8 graph under a plain name is int8, the float
+    graph under an _int8 name is not."""
+    import shutil
+
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.features.onnx_backend import OnnxRuntimeBackend
+
+    plain = shutil.copy(LARGE_INT8, tmp_path / "renamed.onnx")
+    fake = shutil.copy(LARGE_ONNX, tmp_path / "float_int8.onnx")
+    int8 = OnnxRuntimeBackend(FeaturesConfig(), device="cpu", onnx_path=plain)
+    assert int8.int8 and int8.name == "tpr/onnxruntime-cpu-int8"
+    not_int8 = OnnxRuntimeBackend(FeaturesConfig(), device="cpu", onnx_path=fake)
+    assert not not_int8.int8 and not_int8.name == "tpr/onnxruntime-cpu"
+
+
 def test_the_default_model_is_tpr_large_and_runs_int8_on_the_cpu():
     from tpr_vo.config import FeaturesConfig
     from tpr_vo.features.onnx_backend import OnnxRuntimeBackend

@@ -32,13 +32,17 @@ import numpy as np
 from tpr_vo.atomic import atomic_path
 from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import DataError
-from tpr_vo.features.learned import INPUT_NAME, OUTPUT_NAMES, int8_model_path
+from tpr_vo.features.learned import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    QUANTIZED_KEY,
+    int8_model_path,
+)
 from tpr_vo.features.parity import ParityReport, compare_features, textured_test_image
 from tpr_vo.features.preprocess import prepare_image
 
 log = logging.getLogger(__name__)
 
-QUANTIZED_KEY = "tpr_vo.quantized"  # metadata entry that marks an int8 graph
 MIN_INT8_OUT_CHANNELS = 16  # narrower convs are widened with zero filters (see above)
 CALIBRATION_HW = (384, 1248)  # KITTI's padded size: calibration images are resized to it
 # Acceptance of an int8 graph against its float source on the parity image (looser than the

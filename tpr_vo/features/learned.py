@@ -30,6 +30,7 @@ DEFAULT_MODEL_STEM = "tpr_large"  # since session 15; the 118k-parameter model i
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("scores", "descriptors")
 INT8_SUFFIX = "_int8"  # the int8 graph of a model, for ONNX Runtime on CPUs (tpr-vo export --int8)
+QUANTIZED_KEY = "tpr_vo.quantized"  # ONNX metadata entry that marks an int8 graph
 
 
 def shipped_model_dirs() -> list[Path]:

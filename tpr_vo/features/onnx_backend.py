@@ -17,6 +17,7 @@ from tpr_vo.features.learned import (
     INPUT_NAME,
     INT8_SUFFIX,
     OUTPUT_NAMES,
+    QUANTIZED_KEY,
     LearnedBackend,
     int8_model_path,
     resolve_model_path,
@@ -114,7 +115,8 @@ class OnnxRuntimeBackend(LearnedBackend):
         self._session = session
         self.model_path = path
         self.device = "cuda" if use_cuda else "cpu"
-        self.int8 = path.stem.endswith(INT8_SUFFIX)
+        # What the graph is, from its metadata (`tpr-vo export --int8` marks it), not its name.
+        self.int8 = QUANTIZED_KEY in session.get_modelmeta().custom_metadata_map
         self.name = f"tpr/onnxruntime-{self.device}" + ("-int8" if self.int8 else "")
         log.debug("%s: loaded %s with providers %s", self.name, path, session.get_providers())
 
