@@ -69,3 +69,55 @@ def test_benchmark_overrides_are_checked_before_any_run(capsys):
     with pytest.raises(SystemExit):
         bench.main(["/nonexistent", "--set", "features.bogus=1"])
     assert "features.bogus" in capsys.readouterr().err
+
+
+def _records(feature_errors: dict[str, list[list[float]]], run: str = "stereo") -> list[dict]:
+    """compare_features.py-shaped records: one per feature and seed."""
+    return [
+        {"features": f, "run": run, "seed": s, "rpe_rot_per_frame_deg": errs}
+        for f, per_seed in feature_errors.items()
+        for s, errs in enumerate(per_seed)
+    ]
+
+
+def test_paired_runs_pools_training_runs_against_the_reference(tmp_path, capsys):
+    """Two files (two trained models): per-file rows pair each with its own reference, and the
+    pooled row pairs the files' averaged per-frame errors."""
+    import json
+
+    rng = np.random.default_rng(3)
+    ref = rng.gamma(2.0, 0.02, size=30)
+    a = ref - 0.002  # lower on every frame
+    b = ref + 0.001 + rng.normal(0.0, 0.01, 30)  # higher on average, noisy
+    files = []
+    for name, errs in (("a.json", a), ("b.json", b)):
+        path = tmp_path / name
+        # Two seeds each, whose mean is the series.
+        per_seed = [list(errs - 0.0005), list(errs + 0.0005)]
+        path.write_text(json.dumps(_records({"tpr": per_seed, "sift": [list(ref), list(ref)]})))
+        files.append(str(path))
+    bench = load_benchmark("paired_runs")
+    assert bench.main(files + ["--runs", "stereo"]) == 0
+    out = capsys.readouterr().out
+    row_a = next(line for line in out.splitlines() if "| a.json |" in line)
+    assert "| -0.0020 |" in row_a and row_a.endswith("| tpr lower |")
+    pooled = next(line for line in out.splitlines() if "pooled (2 files)" in line)
+    expected = paired_difference((a + b) / 2, ref)
+    assert f"| {expected.mean:+.4f} |" in pooled
+
+
+def test_paired_runs_names_the_file_that_lacks_a_feature(tmp_path, capsys):
+    import json
+
+    path = tmp_path / "only_sift.json"
+    path.write_text(json.dumps(_records({"sift": [[0.1, 0.2, 0.3]]})))
+    bench = load_benchmark("paired_runs")
+    with pytest.raises(SystemExit):
+        bench.main([str(path), "--runs", "stereo"])
+    err = capsys.readouterr().err
+    assert "only_sift.json: no per-frame RPE rotation of 'tpr' in run 'stereo'" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit):
+        bench.main([str(bad)])
+    assert "bad.json: not a compare_features.py --json file" in capsys.readouterr().err
