@@ -66,8 +66,8 @@ def rotation_angle_rad(R: np.ndarray) -> np.ndarray:
     """Angle (radians) of (..., 3, 3) rotation matrices, the norm of their rotation vector as evo
     and scipy give it. The matrices are first projected onto SO(3), and the angle is
     atan2(sin, cos), which stays exact near zero. The textbook arccos((trace - 1) / 2) does not:
-    a 1e-7 error in the trace, one rounding of a KITTI pose, moves the angle of a 0.02 deg
-    rotation by up to 0.015 deg, or clips it to zero."""
+    a 1e-7 error in the trace, the size of a KITTI pose's rounding, moves the angle of a 0.02 deg
+    rotation by up to 0.012 deg, or clips it to zero."""
     R = nearest_rotation(R)
     cos = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1.0)
     w = np.stack(
