@@ -16,7 +16,7 @@ from tpr_vo.geometry.se3 import (
     angle_between_deg,
     invert,
     make_T,
-    nearest_rotation,
+    orthonormalize,
     rotation_angle_deg,
     rotation_angle_rad,
     so3_exp,
@@ -59,7 +59,7 @@ def test_rotation_angle_is_exact_from_zero_to_pi_and_on_rounded_matrices():
     # SO(3) keeps the angle to the rounding's own size, far below the old arccos floor (~3e-4).
     rounded = np.array([[float(f"{v:.6e}") for v in m.ravel()] for m in R]).reshape(R.shape)
     assert np.abs(rotation_angle_rad(rounded) - angles).max() < 1e-6
-    P = nearest_rotation(rounded)
+    P = orthonormalize(rounded)
     assert np.allclose(np.swapaxes(P, 1, 2) @ P, np.eye(3), atol=1e-12)
     assert np.allclose(np.linalg.det(P), 1.0)
     assert rotation_angle_deg(np.eye(3)) == 0.0

@@ -52,23 +52,13 @@ def so3_log(R: np.ndarray) -> np.ndarray:
     return theta / (2.0 * np.sin(theta)) * w
 
 
-def nearest_rotation(M: np.ndarray) -> np.ndarray:
-    """The rotation nearest in the Frobenius norm to each (..., 3, 3) matrix (SVD projection,
-    determinant +1). Pose files round their entries (KITTI's ground truth to 7 significant
-    digits), so their rotations are orthonormal only to ~1e-7."""
-    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
-    D = np.ones(U.shape[:-1])
-    D[..., -1] = np.sign(np.linalg.det(U @ Vt))
-    return (U * D[..., None, :]) @ Vt
-
-
 def rotation_angle_rad(R: np.ndarray) -> np.ndarray:
     """Angle (radians) of (..., 3, 3) rotation matrices, the norm of their rotation vector as evo
     and scipy give it. The matrices are first projected onto SO(3), and the angle is
     atan2(sin, cos), which stays exact near zero. The textbook arccos((trace - 1) / 2) does not:
     a 1e-7 error in the trace, the size of a KITTI pose's rounding, moves the angle of a 0.02 deg
     rotation by up to 0.012 deg, or clips it to zero."""
-    R = nearest_rotation(R)
+    R = orthonormalize(R)
     cos = 0.5 * (np.trace(R, axis1=-2, axis2=-1) - 1.0)
     w = np.stack(
         [R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]],
@@ -108,7 +98,11 @@ def is_finite_pose(T: np.ndarray) -> bool:
 
 
 def orthonormalize(R: np.ndarray) -> np.ndarray:
-    """Closest rotation matrix (SVD), to stop round-off from accumulating over long chains."""
-    U, _, Vt = np.linalg.svd(R)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    return U @ D @ Vt
+    """The rotation nearest in the Frobenius norm to each (..., 3, 3) matrix (SVD projection,
+    determinant +1): stops round-off from accumulating over long chains, and undoes the rounding
+    of pose files (KITTI's ground truth has 7 significant digits, so its rotations are
+    orthonormal only to ~1e-7)."""
+    U, _, Vt = np.linalg.svd(np.asarray(R, dtype=np.float64))
+    D = np.ones(U.shape[:-1])
+    D[..., -1] = np.sign(np.linalg.det(U @ Vt))
+    return (U * D[..., None, :]) @ Vt
