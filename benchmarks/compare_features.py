@@ -104,13 +104,19 @@ def paired_rows(records: list[dict], reference: str, features: list[str], runs: 
             if feature == reference:
                 continue
             d = paired_difference(per_frame_rotation(records, feature, run), ref)
-            verdict = {"a lower": f"{feature} lower", "b lower": f"{reference} lower"}
-            rows.append(
-                f"| {run} | {feature} - {reference} | {d.mean:+.4f} | "
-                f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}] | {d.frames_a_lower}/{d.frames} | "
-                f"{verdict.get(d.verdict, d.verdict)} |"
-            )
+            cells = paired_cells(d, feature, reference)
+            rows.append(f"| {run} | {feature} - {reference} | {cells}")
     return rows
+
+
+def paired_cells(d, feature: str, reference: str) -> str:
+    """The Markdown cells of a PairedDifference of feature - reference: mean, 95 % interval,
+    frames where the feature is lower, verdict (ends the row)."""
+    verdict = {"a lower": f"{feature} lower", "b lower": f"{reference} lower"}
+    return (
+        f"{d.mean:+.4f} | [{d.ci_low:+.4f}, {d.ci_high:+.4f}] | {d.frames_a_lower}/{d.frames} | "
+        f"{verdict.get(d.verdict, d.verdict)} |"
+    )
 
 
 def median(records: list[dict], key: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from tpr_vo.eval.paired import paired_difference
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling compare_features.py
-from compare_features import per_frame_rotation  # noqa: E402
+from compare_features import paired_cells, per_frame_rotation  # noqa: E402
 
 
 def load_series(path: str, feature: str, reference: str, runs: list[str]) -> dict:
@@ -67,11 +67,9 @@ def table_rows(series: dict[str, dict], feature: str, reference: str, runs: list
 
 def _row(run, label, a, b, feature, reference) -> str:
     d = paired_difference(a, b)
-    verdict = {"a lower": f"{feature} lower", "b lower": f"{reference} lower"}
     return (
-        f"| {run} | {label} | {a.mean():.4f} | {b.mean():.4f} | {d.mean:+.4f} | "
-        f"[{d.ci_low:+.4f}, {d.ci_high:+.4f}] | {d.frames_a_lower}/{d.frames} | "
-        f"{verdict.get(d.verdict, d.verdict)} |"
+        f"| {run} | {label} | {a.mean():.4f} | {b.mean():.4f} | "
+        f"{paired_cells(d, feature, reference)}"
     )
 
 

@@ -27,7 +27,7 @@ from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config
 from tpr_vo.eval.rpe import relative_motions
 from tpr_vo.geometry.essential import estimate_relative_pose, sampson_sq_px
-from tpr_vo.geometry.se3 import rotation_angle_rad, skew
+from tpr_vo.geometry.se3 import rotation_angle_deg, skew
 from tpr_vo.matching import match_descriptors
 from tpr_vo.progress import progress
 
@@ -62,7 +62,7 @@ def pair_accuracy(sequence, features: list, matching_cfg, seeds, max_error_px: f
             est = estimate_relative_pose(p0, p1, K, rng=np.random.default_rng(seed))
             if est is not None:
                 R_err = est.R_1_0 @ T_1_0[:3, :3].T
-                rot_errors_deg.append(float(np.degrees(rotation_angle_rad(R_err))))
+                rot_errors_deg.append(rotation_angle_deg(R_err))
     good_all = np.concatenate(good) if good else np.zeros(0)
     rot = np.array(rot_errors_deg)
     return {
