@@ -26,7 +26,7 @@ def adjust_window(
     kfs = local_map.keyframes[-window:]
     if len(kfs) < 2:
         return
-    cams, rows, px, rx, kp_of = [], [], [], [], []
+    cams, rows, px, rx, kp_of, wh = [], [], [], [], [], []
     for c, kf in enumerate(kfs):
         r = local_map.rows_of(kf.point_ids)
         ok = np.flatnonzero((kf.point_ids >= 0) & (r >= 0))
@@ -35,6 +35,8 @@ def adjust_window(
         px.append(kf.keypoints_px[ok])
         rx.append(kf.right_x_px[ok])
         kp_of.append(ok)
+        wh.append(np.broadcast_to(np.eye(2), (len(ok), 2, 2)) if kf.whiten_2x2 is None
+                  else kf.whiten_2x2[ok])  # fmt: skip
     rows_all = np.concatenate(rows)
     # Only points seen by two or more window keyframes constrain the poses; a point seen
     # once is free along its ray, which makes its 3x3 block singular.
@@ -47,7 +49,7 @@ def adjust_window(
         n = len(rows[c])
         sel = multi[start : start + n]
         cams[c], rows[c], px[c], rx[c] = cams[c][sel], rows[c][sel], px[c][sel], rx[c][sel]
-        kp_of[c] = kp_of[c][sel]
+        kp_of[c], wh[c] = kp_of[c][sel], wh[c][sel]
         start += n
     rows_all = np.concatenate(rows)
     uniq, obs_pt = np.unique(rows_all, return_inverse=True)
@@ -66,6 +68,7 @@ def adjust_window(
         obs_right_x=np.concatenate(rx),
         K=K,
         baseline=baseline,
+        obs_whiten=None if all(kf.whiten_2x2 is None for kf in kfs) else np.concatenate(wh),
     )
     res = bundle_adjust(prob, huber_px=huber_px)
     log.debug(

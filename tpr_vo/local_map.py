@@ -16,7 +16,8 @@ class Keyframe:
     point_ids: (N,) int64 map point observed by each keypoint (-1 none); right_x_px: (N,) float64
     x of the stereo match in the right image (NaN when none / mono); odometer_m: path length
     travelled up to this frame, from the ground truth (scale "gt") or measured on the road
-    (scale "height" with road_scale); NaN otherwise."""
+    (scale "height" with road_scale); NaN otherwise; whiten_2x2: (N, 2, 2) whitening of each
+    keypoint's residuals (`geometry.whitening`), or None when its features carry no covariance."""
 
     index: int
     T_world_cam: np.ndarray
@@ -26,6 +27,7 @@ class Keyframe:
     right_x_px: np.ndarray
     num_tracked: int = 0
     odometer_m: float = float("nan")  # path length at this frame (scale "gt" / road), or NaN
+    whiten_2x2: np.ndarray | None = None
 
 
 class LocalMap:

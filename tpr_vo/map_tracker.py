@@ -33,6 +33,7 @@ from tpr_vo.geometry.scale import fit_ground_plane
 from tpr_vo.geometry.se3 import invert, make_T, transform_points
 from tpr_vo.geometry.stereo_refine import refine_right_x
 from tpr_vo.geometry.triangulation import project, triangulate, triangulate_stereo
+from tpr_vo.geometry.whitening import relative_covariance, whitening_2x2
 from tpr_vo.local_ba import adjust_window
 from tpr_vo.local_map import Keyframe, LocalMap
 from tpr_vo.map_scale import gt_scale_factor, height_scale_factor
@@ -240,6 +241,7 @@ class MapTracker:
             np.full(len(ref), -1, np.int64),
             np.full(len(ref), np.nan),
             odometer_m=self._odometer_m - self._gt_since_ref,
+            whiten_2x2=self._whitening(ref),
         )
         if self._road is not None:  # the odometer counts the initial baseline too
             self._odometer_m += scale * float(np.linalg.norm(T_1_0[:3, 3]))
@@ -278,6 +280,7 @@ class MapTracker:
         fe = self.fe
         kp = inp.features.keypoints_px.astype(np.float64)
         desc = inp.features.descriptors
+        L = self._whitening(inp.features)
         t0 = time.perf_counter()
         matching_s = geometry_s = 0.0
         T_map_pred = self._map_prediction(inp)
@@ -286,7 +289,7 @@ class MapTracker:
         )
         t1 = time.perf_counter()
         matching_s += t1 - t0
-        pnp = self._pnp(rows, kidx, kp, T_map_pred)
+        pnp = self._pnp(rows, kidx, kp, T_map_pred, L)
         t2 = time.perf_counter()
         geometry_s += t2 - t1
         if pnp is None:  # prediction unusable: match against the whole map
@@ -294,7 +297,7 @@ class MapTracker:
             rows, kidx = m.index_a, m.index_b
             t3 = time.perf_counter()
             matching_s += t3 - t2
-            pnp = self._pnp(rows, kidx, kp, None)
+            pnp = self._pnp(rows, kidx, kp, None, L)
             geometry_s += time.perf_counter() - t3
         num_matches = len(rows)
         if pnp is None:
@@ -314,7 +317,7 @@ class MapTracker:
         pairs = self._two_view_pairs(inp.features, pnp.num_inliers, T_cw)
         t5 = time.perf_counter()
         matching_s += t5 - t4
-        epipolar = self._epipolar_term(pairs)
+        epipolar = self._epipolar_term(pairs, inp.features)
         if len(rows2) >= len(rows) or epipolar is not None:
             use2 = len(rows2) >= len(rows)
             r_rows, r_kidx = (rows2, kidx2) if use2 else (rows, kidx)
@@ -326,6 +329,7 @@ class MapTracker:
                 fe.pnp_threshold_px,
                 fe.min_inliers,
                 epipolar=epipolar,
+                whiten_2x2=None if L is None else L[r_kidx],
             )
             # The joint cost trades a few reprojection inliers for the epipolar ones.
             keep_ratio = 1.0 if epipolar is None else JOINT_MIN_INLIER_RATIO
@@ -415,13 +419,19 @@ class MapTracker:
             self.cfg, self._prev_features, features, self._rng, self.K, R_cur_prev
         )
 
-    def _epipolar_term(self, pairs: TwoViewPairs | None) -> EpipolarTerm | None:
+    def _epipolar_term(self, pairs: TwoViewPairs | None, features: Features) -> EpipolarTerm | None:
         if not self.fe.epipolar_refine or pairs is None:
             return None
         if pairs.median_flow_px < self.fe.stationary_px:  # no parallax: E is undefined
             return None
+        cov_prev = cov_cur = None
+        prev, cur = self._prev_features, features
+        if self.fe.keypoint_covariance and prev is not None and prev.keypoint_cov_px2 is not None:
+            if cur.keypoint_cov_px2 is not None:
+                cov_prev = relative_covariance(prev.keypoint_cov_px2)[pairs.prev_index]
+                cov_cur = relative_covariance(cur.keypoint_cov_px2)[pairs.cur_index]
         return EpipolarTerm.from_pixels(
-            invert(self._T_map_last), pairs.prev_px, pairs.cur_px, self.K
+            invert(self._T_map_last), pairs.prev_px, pairs.cur_px, self.K, cov_prev, cov_cur
         )
 
     def _road_step(self, prev_gray, cur_gray, T_cur_prev) -> RoadStep | None:
@@ -450,7 +460,13 @@ class MapTracker:
             and self._frames_since_track == 1
         )
 
-    def _pnp(self, rows, kidx, kp, T_world_pred) -> PnpResult | None:
+    def _whitening(self, features: Features) -> np.ndarray | None:
+        """(N, 2, 2) whitening of the keypoints' residuals, or None (every keypoint alike)."""
+        if not self.fe.keypoint_covariance or features.keypoint_cov_px2 is None:
+            return None
+        return whitening_2x2(features.keypoint_cov_px2)
+
+    def _pnp(self, rows, kidx, kp, T_world_pred, L=None) -> PnpResult | None:
         if len(rows) < self.fe.min_inliers:
             return None
         perm = self._rng.permutation(len(rows))  # drawn either way: one seed stream
@@ -462,7 +478,7 @@ class MapTracker:
             if close.mean() >= PREDICTED_POSE_MIN_RATIO and close.sum() >= 3 * self.fe.min_inliers:
                 res = refine_with_inliers(
                     T_cw, points_w, pixels, self.K, self.fe.pnp_threshold_px,
-                    self.fe.min_inliers, close,
+                    self.fe.min_inliers, close, whiten_2x2=None if L is None else L[kidx],
                 )  # fmt: skip
                 if res is not None:
                     return res
@@ -474,6 +490,7 @@ class MapTracker:
             self.fe.pnp_threshold_px,
             self.fe.ransac_confidence,
             min_inliers=self.fe.min_inliers,
+            whiten_2x2=None if L is None else L[kidx],
         )
         if res is None:
             return None
@@ -584,6 +601,7 @@ class MapTracker:
             np.full(n, -1, np.int64),
             np.full(n, np.nan),
             odometer_m=self._odometer_m if self._gt_chain else np.nan,
+            whiten_2x2=self._whitening(inp.features),
         )
 
     def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:

@@ -33,11 +33,13 @@ MAX_DIRECTION_DIFF_DEG = 5.0  # PnP vs two-view translation direction
 @dataclass(frozen=True)
 class TwoViewPairs:
     """Matched pixels of the previous and the current frame, (M, 2) each, in a seeded random
-    order, and their median displacement."""
+    order, their median displacement, and the matched keypoints' indices (M,) in each frame."""
 
     prev_px: np.ndarray
     cur_px: np.ndarray
     median_flow_px: float
+    prev_index: np.ndarray
+    cur_index: np.ndarray
 
 
 def match_two_views(
@@ -66,8 +68,8 @@ def match_two_views(
         )
     if len(m) < max(cfg.frontend.min_inliers, 30):
         return None
-    _, _, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)
-    return TwoViewPairs(p0, p1, flow)
+    ia, ib, p0, p1, flow = shuffled_pixel_pairs(prev.keypoints_px, cur.keypoints_px, m, rng)
+    return TwoViewPairs(p0, p1, flow, ia, ib)
 
 
 @dataclass

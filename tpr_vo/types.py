@@ -34,11 +34,14 @@ class Features:
     keypoints_px: (N, 2) float32, (x, y) in pixels of the input image.
     scores: (N,) float32 detector response (higher is better).
     descriptors: (N, D) float32 unit vectors, or (N, B) uint8 packed binary (ORB).
+    keypoint_cov_px2: (N, 2, 2) float32 covariance of each keypoint's position (px^2), or None
+        when the detector gives none (every keypoint then counts alike).
     """
 
     keypoints_px: np.ndarray
     scores: np.ndarray
     descriptors: np.ndarray
+    keypoint_cov_px2: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints_px.shape[0])
@@ -48,7 +51,13 @@ class Features:
         return self.descriptors.dtype == np.uint8
 
     def subset(self, index: np.ndarray) -> Features:
-        return Features(self.keypoints_px[index], self.scores[index], self.descriptors[index])
+        cov = self.keypoint_cov_px2
+        return Features(
+            self.keypoints_px[index],
+            self.scores[index],
+            self.descriptors[index],
+            None if cov is None else cov[index],
+        )
 
     @staticmethod
     def empty(descriptor_dim: int, binary: bool = False) -> Features:

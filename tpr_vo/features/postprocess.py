@@ -35,6 +35,13 @@ from tpr_vo.errors import DataError
 from tpr_vo.types import Features
 
 
+# Keypoint position covariance from the soft-argmax spread (`keypoint_covariance_px2`), fitted
+# on a rendered drive (render seed 3, frames 0-99) with `benchmarks/keypoint_covariance.py`;
+# the fit's floor came out below zero and is held at that script's minimum.
+COV_FLOOR_PX2 = 0.005
+COV_GAIN = 0.154
+
+
 @dataclass(frozen=True)
 class PostprocessParams:
     # The defaults are FeaturesConfig's, so one place sets them.
@@ -112,24 +119,50 @@ def refine_subpixel(
     scores_hw: np.ndarray, keypoints_int: np.ndarray, radius_px: int, temperature: float
 ) -> np.ndarray:
     """Soft-argmax around each integer keypoint -> (N, 2) float32 (x, y) in pixels."""
+    return soft_argmax(scores_hw, keypoints_int, radius_px, temperature)[0]
+
+
+def soft_argmax(
+    scores_hw: np.ndarray, keypoints_int: np.ndarray, radius_px: int, temperature: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Soft-argmax around each integer keypoint: (N, 2) float32 (x, y) in pixels, and the
+    spread of its weights, (N, 2, 2) float32 second central moments in px^2 (None when
+    `radius_px` is 0: no window, no spread). A flat or elongated peak spreads the weights; the
+    spread predicts the keypoint's position error (`keypoint_covariance_px2`)."""
     keypoints = keypoints_int.astype(np.float32)
     if radius_px <= 0 or len(keypoints_int) == 0:
-        return keypoints
+        return keypoints, None if radius_px <= 0 else np.zeros((0, 2, 2), np.float32)
     h, w = scores_hw.shape
     offsets = np.arange(-radius_px, radius_px + 1)
     dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
-    dx, dy = dx.ravel(), dy.ravel()
-    xs = np.clip(keypoints_int[:, :1] + dx[None], 0, w - 1)
-    ys = np.clip(keypoints_int[:, 1:] + dy[None], 0, h - 1)
+    dx, dy = dx.ravel().astype(np.float32), dy.ravel().astype(np.float32)
+    xs = np.clip(keypoints_int[:, :1] + dx[None].astype(np.int64), 0, w - 1)
+    ys = np.clip(keypoints_int[:, 1:] + dy[None].astype(np.int64), 0, h - 1)
     patch = scores_hw[ys, xs].astype(np.float32)  # (N, K)
     peak = patch.max(axis=1, keepdims=True)
     scale = np.maximum(peak, 1e-12) * np.float32(temperature)
     weights = np.exp((patch - peak) / scale)
     weights /= weights.sum(axis=1, keepdims=True)
-    refined = keypoints + np.stack([weights @ dx, weights @ dy], axis=1).astype(np.float32)
+    mean_x, mean_y = weights @ dx, weights @ dy
+    refined = keypoints + np.stack([mean_x, mean_y], axis=1)
     refined[:, 0] = np.clip(refined[:, 0], 0, w - 1)
     refined[:, 1] = np.clip(refined[:, 1], 0, h - 1)
-    return refined
+    spread = np.empty((len(keypoints), 2, 2), np.float32)
+    spread[:, 0, 0] = weights @ (dx * dx) - mean_x * mean_x
+    spread[:, 1, 1] = weights @ (dy * dy) - mean_y * mean_y
+    spread[:, 0, 1] = spread[:, 1, 0] = weights @ (dx * dy) - mean_x * mean_y
+    return refined, spread
+
+
+def keypoint_covariance_px2(spread_px2: np.ndarray) -> np.ndarray:
+    """(N, 2, 2) position covariance (px^2) of keypoints from their soft-argmax spread:
+    COV_FLOOR_PX2 * I + COV_GAIN * spread, the linear model fitted by
+    `benchmarks/keypoint_covariance.py` (squared epipolar errors under an exact motion against
+    the spreads of the two matched keypoints)."""
+    cov = COV_GAIN * spread_px2.astype(np.float32)
+    cov[:, 0, 0] += COV_FLOOR_PX2
+    cov[:, 1, 1] += COV_FLOOR_PX2
+    return cov
 
 
 def sample_descriptors(
@@ -179,11 +212,12 @@ def extract_features(
     stride = descriptor_stride(scores_hw.shape, descriptors_dhw.shape[1:])
     scores_hw = np.ascontiguousarray(scores_hw[:height_px, :width_px], dtype=np.float32)
     keypoints_int, values = detect_keypoints(scores_hw, params)
-    keypoints_px = refine_subpixel(
+    keypoints_px, spread_px2 = soft_argmax(
         scores_hw, keypoints_int, params.refine_radius_px, params.refine_temperature
     )
     desc = sample_descriptors(descriptors_dhw.astype(np.float32, copy=False), keypoints_px, stride)
-    return Features(keypoints_px, values, desc)
+    cov = None if spread_px2 is None else keypoint_covariance_px2(spread_px2)
+    return Features(keypoints_px, values, desc, cov)
 
 
 def scaled_size(height_px: int, width_px: int, scale: float) -> tuple[int, int]:
@@ -204,4 +238,10 @@ def merge_scales(per_scale: list[tuple[Features, float, float]], max_keypoints: 
     scores = np.concatenate([f.scores for f, _, _ in per_scale]).astype(np.float32)
     desc = np.concatenate([f.descriptors for f, _, _ in per_scale])
     order = np.argsort(-scores, kind="stable")[: int(max_keypoints)]
-    return Features(kp[order], scores[order], desc[order])
+    cov = None
+    if all(f.keypoint_cov_px2 is not None for f, _, _ in per_scale):
+        # x' = fx x, y' = fy y: the covariance scales by diag(f) . diag(f).
+        cov = np.concatenate(
+            [f.keypoint_cov_px2 * np.outer([fx, fy], [fx, fy]) for f, fx, fy in per_scale]
+        ).astype(np.float32)[order]
+    return Features(kp[order], scores[order], desc[order], cov)

@@ -8,6 +8,10 @@ implies the relative motion T_cur_prev and the essential matrix E = [t]x R, and 
 contributes its Sampson distance (pixels, signed). The term is blind to the length of the
 translation, which the map points fix.
 
+With keypoint covariances (`cov_prev`, `cov_cur`: (N, 2, 2), relative to the frame's typical
+keypoint, `geometry.whitening.relative_covariance`), the Sampson denominator takes them:
+the distance is then in pixels of a typical keypoint, and uncertain keypoints pull less.
+
 The Jacobian is numeric (central differences in the same left perturbation as `pnp`), since it
 is 6 columns over vectorised residuals.
 """
@@ -30,26 +34,38 @@ _PERTURBATIONS = np.stack(
 @dataclass(frozen=True)
 class EpipolarTerm:
     """Matches between the previous frame (fixed pose `T_prev_world`, world -> camera) and the
-    current one, as normalised image coordinates (N, 3) with z = 1, and the focal length that
-    turns normalised distances into pixels."""
+    current one, as normalised image coordinates (N, 3) with z = 1, the focal length that
+    turns normalised distances into pixels, and optionally each keypoint's relative covariance
+    (N, 2, 2) in both frames (both or neither)."""
 
     T_prev_world: np.ndarray
     x_prev: np.ndarray
     x_cur: np.ndarray
     focal_px: float
+    cov_prev: np.ndarray | None = None
+    cov_cur: np.ndarray | None = None
 
     @staticmethod
-    def from_pixels(T_prev_world, prev_px, cur_px, K) -> EpipolarTerm:
+    def from_pixels(T_prev_world, prev_px, cur_px, K, cov_prev=None, cov_cur=None):
         K_inv = np.linalg.inv(K)
         x0 = np.c_[np.asarray(prev_px, np.float64), np.ones(len(prev_px))] @ K_inv.T
         x1 = np.c_[np.asarray(cur_px, np.float64), np.ones(len(cur_px))] @ K_inv.T
-        return EpipolarTerm(T_prev_world, x0, x1, 0.5 * float(K[0, 0] + K[1, 1]))
+        f = 0.5 * float(K[0, 0] + K[1, 1])
+        return EpipolarTerm(T_prev_world, x0, x1, f, cov_prev, cov_cur)
 
     def __len__(self) -> int:
         return len(self.x_prev)
 
     def select(self, keep: np.ndarray) -> EpipolarTerm:
-        return EpipolarTerm(self.T_prev_world, self.x_prev[keep], self.x_cur[keep], self.focal_px)
+        c0, c1 = self.cov_prev, self.cov_cur
+        return EpipolarTerm(
+            self.T_prev_world,
+            self.x_prev[keep],
+            self.x_cur[keep],
+            self.focal_px,
+            None if c0 is None else c0[keep],
+            None if c1 is None else c1[keep],
+        )
 
     def residuals_px(self, T_cam_world: np.ndarray) -> np.ndarray:
         """(N,) signed Sampson distances in pixels; zeros when the pose has no translation
@@ -79,5 +95,11 @@ class EpipolarTerm:
         Ex0 = (self.x_prev @ E.transpose(2, 0, 1).reshape(3, 3 * P)).reshape(-1, P, 3)
         Etx1 = (self.x_cur @ E.transpose(1, 0, 2).reshape(3, 3 * P)).reshape(-1, P, 3)
         num = np.einsum("nk,npk->pn", self.x_cur, Ex0)
-        den = np.sqrt(Ex0[..., 0] ** 2 + Ex0[..., 1] ** 2 + Etx1[..., 0] ** 2 + Etx1[..., 1] ** 2)
+        if self.cov_prev is None or self.cov_cur is None:
+            den2 = Ex0[..., 0] ** 2 + Ex0[..., 1] ** 2 + Etx1[..., 0] ** 2 + Etx1[..., 1] ** 2
+        else:  # gradient^T cov gradient, for the current point (E x0) and the previous (E^T x1)
+            a, b = Ex0[..., :2], Etx1[..., :2]
+            den2 = np.einsum("npi,nij,npj->np", a, self.cov_cur, a)
+            den2 += np.einsum("npi,nij,npj->np", b, self.cov_prev, b)
+        den = np.sqrt(den2)
         return np.where(moving[:, None], self.focal_px * num / np.maximum(den.T, 1e-12), 0.0)

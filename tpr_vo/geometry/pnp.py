@@ -3,7 +3,11 @@ Levenberg-Marquardt refinement of the reprojection error with a Huber kernel, an
 covariance sigma^2 (J^T W J)^-1 from the final Jacobian.
 
 The pose is `T_cam_world`; updates are left perturbations `T <- exp(delta) T` with
-delta = (tx, ty, tz, rx, ry, rz) in the camera frame (metres/map units, radians)."""
+delta = (tx, ty, tz, rx, ry, rz) in the camera frame (metres/map units, radians).
+
+`whiten_2x2` (N, 2, 2), when given, weighs each observation by its keypoint's position
+covariance (`geometry.whitening`): residuals and Jacobians are multiplied by it, so the Huber
+kernel, the inlier threshold and the covariance all see errors in pixels of a nominal keypoint."""
 
 from __future__ import annotations
 
@@ -58,13 +62,23 @@ def _jacobian(T_cam_world, points_w, K):
     return J
 
 
-def pose_covariance(T_cam_world, points_w, pixels_px, K, min_sigma_px: float = 0.5):
+def _whitened(r: np.ndarray, whiten_2x2: np.ndarray | None) -> np.ndarray:
+    """(N, 2, ...) residuals or Jacobians times each observation's (2, 2) whitening."""
+    if whiten_2x2 is None:
+        return r
+    return np.einsum("nij,nj...->ni...", whiten_2x2, r)
+
+
+def pose_covariance(
+    T_cam_world, points_w, pixels_px, K, min_sigma_px: float = 0.5, whiten_2x2=None
+):
     """sigma^2 (J^T J)^-1 (6, 6) with sigma^2 the residual variance (at least min_sigma_px^2)."""
     n = len(points_w)
     if n < 4:
         return np.eye(6) * 1e3
     r, _ = reprojection_residuals(T_cam_world, points_w, pixels_px, K)
-    J = _jacobian(T_cam_world, points_w, K).reshape(-1, 6)
+    r = _whitened(r, whiten_2x2)
+    J = _whitened(_jacobian(T_cam_world, points_w, K), whiten_2x2).reshape(-1, 6)
     dof = max(2 * n - 6, 1)
     sigma2 = max(float((r**2).sum()) / dof, min_sigma_px**2)
     H = J.T @ J
@@ -93,6 +107,7 @@ def refine_pose_lm(
     iterations: int = 10,
     epipolar: EpipolarTerm | None = None,
     min_rel_decrease: float = 1e-3,
+    whiten_2x2: np.ndarray | None = None,
 ) -> np.ndarray:
     """Motion-only Levenberg-Marquardt on the Huber-weighted reprojection error, plus the
     Huber-weighted Sampson distances of `epipolar` (2D-2D matches to a fixed previous camera)
@@ -105,6 +120,7 @@ def refine_pose_lm(
 
     def cost_of(T_):
         r, z = reprojection_residuals(T_, points_w, pixels_px, K)
+        r = _whitened(r, whiten_2x2)
         e = np.linalg.norm(r, axis=1)
         rho = np.where(z > 0, _huber(e, huber_px)[0], 0.5 * huber_px**2 * 10)
         r_epi = epi.residuals_px(T_) if epi is not None else np.zeros(0)
@@ -116,7 +132,7 @@ def refine_pose_lm(
         prev_cost = cost
         r, e, r_epi = res
         w = _huber(e, huber_px)[1]
-        J = _jacobian(T, points_w, K).reshape(-1, 6)  # (2N, 6): rows u, v of each point
+        J = _whitened(_jacobian(T, points_w, K), whiten_2x2).reshape(-1, 6)  # rows u, v
         Jw = J * np.repeat(w, 2)[:, None]
         H = Jw.T @ J
         g = Jw.T @ r.ravel()
@@ -155,6 +171,7 @@ def solve_pnp(
     confidence: float = 0.999,
     T_guess: np.ndarray | None = None,
     min_inliers: int = 10,
+    whiten_2x2: np.ndarray | None = None,
 ) -> PnpResult | None:
     """PnP-RANSAC + LM refinement; None when fewer than `min_inliers` inliers survive.
     Seed the sample order (shuffle the inputs) for reproducible runs."""
@@ -192,7 +209,9 @@ def solve_pnp(
         return None
     inliers = np.zeros(n, bool)
     inliers[inl.ravel()] = True
-    return refine_with_inliers(T, obj, img, K, threshold_px, min_inliers, inliers)
+    return refine_with_inliers(
+        T, obj, img, K, threshold_px, min_inliers, inliers, whiten_2x2=whiten_2x2
+    )
 
 
 def refine_with_inliers(
@@ -204,6 +223,7 @@ def refine_with_inliers(
     min_inliers: int,
     inliers: np.ndarray | None = None,
     epipolar: EpipolarTerm | None = None,
+    whiten_2x2: np.ndarray | None = None,
 ) -> PnpResult | None:
     """LM refinement from a pose estimate, alternating with inlier re-selection (errors below
     `threshold_px`, in front of the camera); None when fewer than `min_inliers` remain. With
@@ -211,20 +231,25 @@ def refine_with_inliers(
     obj = np.asarray(points_w, np.float64)
     img = np.asarray(pixels_px, np.float64)
     T = T_cam_world
+    L = whiten_2x2
     if inliers is None:
         r, z = reprojection_residuals(T, obj, img, K)
-        inliers = (np.linalg.norm(r, axis=1) < 2.0 * threshold_px) & (z > 0)
+        inliers = (np.linalg.norm(_whitened(r, L), axis=1) < 2.0 * threshold_px) & (z > 0)
     for _ in range(2):
         if inliers.sum() < max(min_inliers, 4):
             return None
         epi = None
         if epipolar is not None:
             epi = epipolar.select(np.abs(epipolar.residuals_px(T)) < threshold_px)
-        T = refine_pose_lm(T, obj[inliers], img[inliers], K, huber_px=threshold_px, epipolar=epi)
+        L_in = None if L is None else L[inliers]
+        T = refine_pose_lm(
+            T, obj[inliers], img[inliers], K, huber_px=threshold_px, epipolar=epi, whiten_2x2=L_in
+        )
         r, z = reprojection_residuals(T, obj, img, K)
-        inliers = (np.linalg.norm(r, axis=1) < threshold_px) & (z > 0)
+        inliers = (np.linalg.norm(_whitened(r, L), axis=1) < threshold_px) & (z > 0)
     if inliers.sum() < max(min_inliers, 4) or not np.all(np.isfinite(T)):
         return None
-    cov = pose_covariance(T, obj[inliers], img[inliers], K)
+    L_in = None if L is None else L[inliers]
+    cov = pose_covariance(T, obj[inliers], img[inliers], K, whiten_2x2=L_in)
     rms = float(np.sqrt((r[inliers] ** 2).sum(1).mean()))
     return PnpResult(T, inliers, int(inliers.sum()), cov, rms)
