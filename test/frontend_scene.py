@@ -37,12 +37,22 @@ def drive_poses(num_frames: int, step_m: float = 1.0, yaw_deg_per_frame: float =
 class SceneBackend:
     """FeatureBackend over the scene. The 'image' passed to extract is ignored except for its
     first pixel, which carries the frame number (0..255 cycles are enough for the tests); the
-    right camera is selected by a pixel value of 255 at [0, 1]."""
+    right camera is selected by a pixel value of 255 at [0, 1]. With `noisy_fraction` > 0 that
+    fraction of the points is also `noisy_px` noisy along x, and every keypoint carries its true
+    position covariance."""
 
     name = "scene"
 
     def __init__(
-        self, points_w, poses, intrinsics=INTRINSICS, noise_px=0.3, outlier_ratio=0.0, seed=0
+        self,
+        points_w,
+        poses,
+        intrinsics=INTRINSICS,
+        noise_px=0.3,
+        outlier_ratio=0.0,
+        seed=0,
+        noisy_fraction=0.0,
+        noisy_px=3.0,
     ):
         self.points_w = points_w
         self.poses = poses
@@ -55,6 +65,8 @@ class SceneBackend:
         d = rng.normal(size=(len(points_w), 64)).astype(np.float32)
         self.descriptors = d / np.linalg.norm(d, axis=1, keepdims=True)
         self.rng = np.random.default_rng(seed + 2)
+        self.noisy = rng.random(len(points_w)) < noisy_fraction
+        self.noisy_px = noisy_px
 
     def image(self, frame: int, right: bool = False) -> np.ndarray:
         img = np.zeros((self.size[1], self.size[0]), np.uint8)
@@ -88,5 +100,11 @@ class SceneBackend:
         n_out = int(self.outlier_ratio * len(idx))
         if n_out:
             uv[:n_out] = self.rng.uniform([0, 0], [w, h], (n_out, 2))
+        noisy = self.noisy[idx]
+        uv[noisy, 0] += self.rng.normal(0, self.noisy_px, noisy.sum())
         desc = self.descriptors[idx]
-        return Features(uv.astype(np.float32), np.ones(len(idx), np.float32), desc)
+        cov = None
+        if self.noisy.any():
+            cov = np.tile(np.eye(2, dtype=np.float32) * self.noise_px**2, (len(idx), 1, 1))
+            cov[noisy, 0, 0] += self.noisy_px**2
+        return Features(uv.astype(np.float32), np.ones(len(idx), np.float32), desc, cov)
