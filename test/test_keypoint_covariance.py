@@ -63,9 +63,11 @@ def test_extracted_covariances_are_positive_definite_and_scale_with_the_image():
     assert np.all(np.linalg.eigvalsh(f.keypoint_cov_px2) > 0)
     spread = soft_argmax(scores, np.rint(f.keypoints_px).astype(np.int64), 3, 0.1)[1]
     assert f.keypoint_cov_px2[:, 0, 0].max() > keypoint_covariance_px2(spread)[:, 0, 0].min()
-    assert f.subset(np.array([2, 0])).keypoint_cov_px2.tolist() == f.keypoint_cov_px2[[2, 0]].tolist()
-    off = extract_features(scores, desc, 64, 96, PostprocessParams(score_threshold=0.2,
-                                                                   refine_radius_px=0))  # fmt: skip
+    assert (
+        f.subset(np.array([2, 0])).keypoint_cov_px2.tolist() == f.keypoint_cov_px2[[2, 0]].tolist()
+    )
+    no_window = PostprocessParams(score_threshold=0.2, refine_radius_px=0)
+    off = extract_features(scores, desc, 64, 96, no_window)
     assert off.keypoint_cov_px2 is None
     # Keypoints of a half-size image map back with 2x the position, 4x the variance.
     merged = merge_scales([(f, 2.0, 2.0)], max_keypoints=100)
@@ -84,7 +86,9 @@ def test_whitening_inverts_the_covariance_relative_to_the_median_keypoint():
     assert np.allclose(np.tril(L, -1), 0.0)
     np.testing.assert_allclose(relative_covariance(cov), cov / s2)
     # Identical covariances: every keypoint keeps unit weight, whatever their size.
-    np.testing.assert_allclose(whitening_2x2(np.tile(3.0 * np.eye(2), (4, 1, 1))), np.eye(2)[None].repeat(4, 0))
+    np.testing.assert_allclose(
+        whitening_2x2(np.tile(3.0 * np.eye(2), (4, 1, 1))), np.eye(2)[None].repeat(4, 0)
+    )
     assert whitening_2x2(np.zeros((0, 2, 2))).shape == (0, 2, 2)
     with pytest.raises(DataError, match="keypoint covariances"):
         whitening_2x2(np.zeros((3, 2)))
@@ -120,7 +124,9 @@ def test_weighted_pnp_discounts_the_keypoints_its_covariances_call_noisy():
 
 def _two_camera_ba(rng, noisy_frac):
     pts = rng.uniform([-10, -3, 8], [10, 3, 40], (200, 3))
-    poses = np.stack([invert(make_T(so3_exp([0, 0.02 * i, 0]), [0, 0, 1.0 * i])) for i in range(4)])
+    poses = np.stack(
+        [invert(make_T(so3_exp([0, 0.02 * i, 0]), [0, 0, 1.0 * i])) for i in range(4)]
+    )
     cams, obs_pt, px, cov = [], [], [], []
     for c in range(4):
         uv, _ = project(K, poses[c], pts)
@@ -131,10 +137,13 @@ def _two_camera_ba(rng, noisy_frac):
         cov.append(cv)
     noisy_poses = poses.copy()
     for c in (2, 3):
-        noisy_poses[c] = make_T(so3_exp(rng.normal(0, 0.005, 3)), rng.normal(0, 0.05, 3)) @ poses[c]
+        noisy_poses[c] = (
+            make_T(so3_exp(rng.normal(0, 0.005, 3)), rng.normal(0, 0.05, 3)) @ poses[c]
+        )
     fixed = np.array([True, True, False, False])
-    prob = BaProblem(noisy_poses, fixed, pts + rng.normal(0, 0.1, pts.shape), np.concatenate(cams),
-                     np.concatenate(obs_pt), np.concatenate(px), np.full(800, np.nan), K)  # fmt: skip
+    points_w = pts + rng.normal(0, 0.1, pts.shape)
+    obs = [np.concatenate(a) for a in (cams, obs_pt, px)]
+    prob = BaProblem(noisy_poses, fixed, points_w, *obs, np.full(800, np.nan), K)
     return prob, poses, np.concatenate(cov)
 
 
@@ -213,3 +222,15 @@ def test_frontend_weighs_keypoints_by_their_covariances(mode):
             est.append(out.T_world_cam)
         rot[weigh] = float(compute_rpe(poses, np.stack(est)).rot_errors_deg.mean())
     assert rot[True] < 0.7 * rot[False], rot
+
+
+def test_the_2x2_helpers_equal_einsum():
+    from tpr_vo.geometry.whitening import apply_2x2, quadratic_form_2x2
+
+    rng = np.random.default_rng(5)
+    M = rng.normal(size=(6, 2, 2))
+    for x in (rng.normal(size=(6, 2)), rng.normal(size=(6, 2, 6))):
+        np.testing.assert_allclose(apply_2x2(M, x), np.einsum("nij,nj...->ni...", M, x))
+    S = M @ M.transpose(0, 2, 1)
+    v = rng.normal(size=(6, 12, 2))
+    np.testing.assert_allclose(quadratic_form_2x2(v, S), np.einsum("npi,nij,npj->np", v, S, v))

@@ -419,7 +419,9 @@ class MapTracker:
             self.cfg, self._prev_features, features, self._rng, self.K, R_cur_prev
         )
 
-    def _epipolar_term(self, pairs: TwoViewPairs | None, features: Features) -> EpipolarTerm | None:
+    def _epipolar_term(
+        self, pairs: TwoViewPairs | None, features: Features
+    ) -> EpipolarTerm | None:
         if not self.fe.epipolar_refine or pairs is None:
             return None
         if pairs.median_flow_px < self.fe.stationary_px:  # no parallax: E is undefined

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from scipy.optimize import least_squares
 
 from tpr_vo.geometry.se3 import make_T, orthonormalize, so3_exp
+from tpr_vo.geometry.whitening import apply_2x2
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,9 @@ def _linearize(poses, points, prob: BaProblem):
             r[:, 2] *= w_x
             Jc[:, 2] *= w_x[:, None]
             Jp[:, 2] *= w_x[:, None]
-        r[:, :2] = np.einsum("oij,oj->oi", L, r[:, :2])
-        Jc[:, :2] = np.einsum("oij,ojk->oik", L, Jc[:, :2])
-        Jp[:, :2] = np.einsum("oij,ojk->oik", L, Jp[:, :2])
+        r[:, :2] = apply_2x2(L, r[:, :2])
+        Jc[:, :2] = apply_2x2(L, Jc[:, :2])
+        Jp[:, :2] = apply_2x2(L, Jp[:, :2])
     return r, Jc, Jp, pc[:, 2]
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tpr_vo.geometry.se3 import invert, make_T, so3_exp
+from tpr_vo.geometry.whitening import quadratic_form_2x2
 
 STEP = 1e-6  # central-difference step (map units / radians)
 # exp(+-STEP e_i) for the 6 axes, +steps first: the 12 perturbations, built once.
@@ -98,8 +99,7 @@ class EpipolarTerm:
         if self.cov_prev is None or self.cov_cur is None:
             den2 = Ex0[..., 0] ** 2 + Ex0[..., 1] ** 2 + Etx1[..., 0] ** 2 + Etx1[..., 1] ** 2
         else:  # gradient^T cov gradient, for the current point (E x0) and the previous (E^T x1)
-            a, b = Ex0[..., :2], Etx1[..., :2]
-            den2 = np.einsum("npi,nij,npj->np", a, self.cov_cur, a)
-            den2 += np.einsum("npi,nij,npj->np", b, self.cov_prev, b)
+            den2 = quadratic_form_2x2(Ex0[..., :2], self.cov_cur)
+            den2 += quadratic_form_2x2(Etx1[..., :2], self.cov_prev)
         den = np.sqrt(den2)
         return np.where(moving[:, None], self.focal_px * num / np.maximum(den.T, 1e-12), 0.0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from tpr_vo.geometry.epipolar_term import EpipolarTerm
 from tpr_vo.geometry.se3 import make_T, orthonormalize, so3_exp
+from tpr_vo.geometry.whitening import apply_2x2
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,7 @@ def _jacobian(T_cam_world, points_w, K):
 
 def _whitened(r: np.ndarray, whiten_2x2: np.ndarray | None) -> np.ndarray:
     """(N, 2, ...) residuals or Jacobians times each observation's (2, 2) whitening."""
-    if whiten_2x2 is None:
-        return r
-    return np.einsum("nij,nj...->ni...", whiten_2x2, r)
+    return r if whiten_2x2 is None else apply_2x2(whiten_2x2, r)
 
 
 def pose_covariance(
