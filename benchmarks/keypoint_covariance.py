@@ -1,9 +1,10 @@
 """Do the keypoints' covariances predict their errors? Check, and refit the covariance models.
 
-TPR's keypoints carry a position covariance (`Features.keypoint_cov_px2`), from the spread of
-the sub-pixel soft-argmax (`features.postprocess.keypoint_covariance_px2`); the frontend weighs
-residuals by it (`frontend.keypoint_covariance`). This script measures whether it is right, for
-any features that carry covariances (ORB and SIFT carry none).
+Keypoints carry a position covariance (`Features.keypoint_cov_px2`): TPR's from the spread of
+the sub-pixel soft-argmax (`features.postprocess.keypoint_covariance_px2`), ORB's and SIFT's
+from the image's structure tensor (`features.classical.structure_tensor_covariance_px2`). The
+frontend weighs residuals by them (`frontend.keypoint_covariance`). This script measures whether
+they are right.
 
 Each pair of consecutive frames is matched as the frontend matches them. For each match, the
 signed distance d of the current keypoint to the epipolar line of the previous one is taken,
@@ -17,7 +18,7 @@ enter:
   The refit model constants that would give that are printed (the models are affine in their
   inputs). Only relative weights matter to the frontend (`geometry.whitening`).
 
-    python benchmarks/keypoint_covariance.py SEQ --features tpr --frames 100 \\
+    python benchmarks/keypoint_covariance.py SEQ --features tpr sift orb --frames 100 \\
         --json benchmarks/results/keypoint_covariance.json
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 from tpr_vo.atomic import write_text_atomic
 from tpr_vo.config import load_config
 from tpr_vo.eval.rpe import relative_motions
+from tpr_vo.features.classical import STRUCTURE_COV
 from tpr_vo.features.postprocess import COV_FLOOR_PX2, COV_GAIN
 from tpr_vo.geometry.se3 import skew
 from tpr_vo.matching import match_descriptors
@@ -118,10 +120,15 @@ def refit(floor: float, gain: float, c0: float, c1: float) -> tuple[float, float
     return max(c1 * floor + 0.5 * c0, MIN_FLOOR_PX2), c1 * gain
 
 
+def model_constants(feature: str) -> tuple[float, float]:
+    """(floor px^2, gain) of the covariance model of `feature`."""
+    return (COV_FLOOR_PX2, COV_GAIN) if feature == "tpr" else STRUCTURE_COV[feature]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sequence")
-    parser.add_argument("--features", nargs="+", default=["tpr"])
+    parser.add_argument("--features", nargs="+", default=["tpr", "sift", "orb"])
     parser.add_argument("--frames", type=int, default=0, help="first N frames (0 = all)")
     parser.add_argument("--max-error-px", type=float, default=2.0)
     parser.add_argument("--json", help="write the results here")
@@ -144,16 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         if len(d) < 10:
             parser.error(f"{feature}: fewer than 10 matches carry covariances")
         r = calibration(d, var)
-        floor, gain = COV_FLOOR_PX2, COV_GAIN
+        floor, gain = model_constants(feature)
         r["model"] = {"floor_px2": floor, "gain": gain}
         r["refit"] = dict(zip(("floor_px2", "gain"), refit(floor, gain, r["c0_px2"], r["c1"])))
         results[feature] = r
     print(f"\n{Path(args.sequence).name}, frames 0-{n - 1}, |d| < {args.max_error_px} px")
     for feature, r in results.items():
-        print(f"\n{feature}: {r['matches']} matches, sigma^2 = {r['c0_px2']:.4f} + {r['c1']:.3f} "
+        print(f"\n{feature}: {r['matches']} matches, sigma^2 = {r['c0_px2']:.4f} + {r['c1']:.3g} "
               f"* predicted (sigma^2), Spearman {r['spearman']:.3f}; model {r['model']}, "
               f"refit {{floor_px2: {r['refit']['floor_px2']:.4f}, "
-              f"gain: {r['refit']['gain']:.5f}}}")  # fmt: skip
+              f"gain: {r['refit']['gain']:.3g}}}")  # fmt: skip
         print("| predicted RMS (px) | measured RMS (px) | measured robust sigma (px) | matches |")
         print("|---:|---:|---:|---:|")
         for row in r["table"]:

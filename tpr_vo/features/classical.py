@@ -10,8 +10,46 @@ from tpr_vo.errors import DataError
 from tpr_vo.types import Features
 
 
+# Keypoint position covariance of ORB and SIFT (`structure_tensor_covariance_px2`):
+# FLOOR * I + GAIN * (A + REGULARIZER * I)^-1, A the image's structure tensor at the keypoint;
+# per detector, the gain fitted on a rendered drive (render seed 3, frames 0-99) with
+# `benchmarks/keypoint_covariance.py`, the floor chosen by the VO rotation error on that drive
+# (model card, "Session 18").
+STRUCTURE_WINDOW_PX = 7  # Gaussian window (sigma = window / 4) over the gradient products
+STRUCTURE_REGULARIZER = 1e-4  # (intensity / px)^2, intensities in [0, 1]: bounds flat spots
+STRUCTURE_COV = {"orb": (0.01, 6.64e-5), "sift": (0.0002, 4.83e-6)}  # (FLOOR px^2, GAIN)
+
+
+def structure_tensor_covariance_px2(
+    image: np.ndarray, keypoints_px: np.ndarray, floor_px2: float, gain: float
+) -> np.ndarray:
+    """(N, 2, 2) float32 position covariance from the gradient structure tensor around each
+    keypoint (Foerstner): strong gradients in two directions pin a keypoint down, an edge only
+    across itself, a flat patch not at all."""
+    g = image.astype(np.float32) / np.float32(255.0)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8.0)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / np.float32(8.0)
+    w = (STRUCTURE_WINDOW_PX, STRUCTURE_WINDOW_PX)
+    sigma = STRUCTURE_WINDOW_PX / 4.0
+    h_px, w_px = g.shape
+    x = np.clip(np.rint(keypoints_px[:, 0]).astype(np.int64), 0, w_px - 1)
+    y = np.clip(np.rint(keypoints_px[:, 1]).astype(np.int64), 0, h_px - 1)
+    a, b, c = (
+        cv2.GaussianBlur(p, w, sigma)[y, x].astype(np.float64) + reg
+        for p, reg in ((gx * gx, STRUCTURE_REGULARIZER), (gx * gy, 0.0),
+                       (gy * gy, STRUCTURE_REGULARIZER))
+    )  # fmt: skip
+    det = np.maximum(a * c - b * b, STRUCTURE_REGULARIZER**2)
+    cov = np.empty((len(x), 2, 2))
+    cov[:, 0, 0] = floor_px2 + gain * c / det
+    cov[:, 1, 1] = floor_px2 + gain * a / det
+    cov[:, 0, 1] = cov[:, 1, 0] = -gain * b / det
+    return cov.astype(np.float32)
+
+
 class ClassicalBackend:
-    """ORB (binary, 32-byte descriptors) or SIFT (128-D, RootSIFT-normalised unit vectors)."""
+    """ORB (binary, 32-byte descriptors) or SIFT (128-D, RootSIFT-normalised unit vectors).
+    Keypoints carry a position covariance from the image's structure tensor."""
 
     def __init__(self, cfg: FeaturesConfig):
         if cfg.kind == "orb":
@@ -40,4 +78,5 @@ class ClassicalBackend:
             d = descriptors.astype(np.float32)
             d /= np.maximum(d.sum(axis=1, keepdims=True), 1e-6)
             descriptors = np.sqrt(d)
-        return Features(xy, scores, descriptors)
+        cov = structure_tensor_covariance_px2(image, xy, *STRUCTURE_COV[self.name])
+        return Features(xy, scores, descriptors, cov)
