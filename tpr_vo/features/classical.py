@@ -9,7 +9,6 @@ from tpr_vo.config import FeaturesConfig
 from tpr_vo.errors import DataError
 from tpr_vo.types import Features
 
-
 # Keypoint position covariance of ORB and SIFT (`structure_tensor_covariance_px2`):
 # FLOOR * I + GAIN * (A + REGULARIZER * I)^-1, A the image's structure tensor at the keypoint;
 # per detector, the gain fitted on a rendered drive (render seed 3, frames 0-99) with
