@@ -32,20 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from tpr_vo.atomic import write_text_atomic
-from tpr_vo.config import load_config
 from tpr_vo.eval.rpe import relative_motions
 from tpr_vo.features.classical import STRUCTURE_COV
 from tpr_vo.features.postprocess import COV_FLOOR_PX2, COV_GAIN
 from tpr_vo.geometry.se3 import skew
 from tpr_vo.matching import match_descriptors
-from tpr_vo.progress import progress
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling compare_features.py
-from compare_features import (  # noqa: E402
-    overrides_or_exit,
-    prefetch_backend,
-    sequence_with_ground_truth,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling two_view_accuracy.py
+from two_view_accuracy import add_sequence_arguments, extract_sequence  # noqa: E402
 
 
 def epipolar_errors(sequence, features: list, matching_cfg, max_error_px: float):
@@ -127,26 +121,11 @@ def model_constants(feature: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sequence")
-    parser.add_argument("--features", nargs="+", default=["tpr", "sift", "orb"])
-    parser.add_argument("--frames", type=int, default=0, help="first N frames (0 = all)")
-    parser.add_argument("--max-error-px", type=float, default=2.0)
-    parser.add_argument("--json", help="write the results here")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
-    )
+    add_sequence_arguments(parser, ["tpr", "sift", "orb"])
     args = parser.parse_args(argv)
-    extra = overrides_or_exit(parser, args.set)
-    sequence = sequence_with_ground_truth(parser, args.sequence)
-    n = len(sequence) if args.frames <= 0 else min(args.frames, len(sequence))
-    images = [sequence[i].image_left for i in range(n)]
-    if any(image is None for image in images):
-        parser.error(f"{args.sequence}: unreadable frames among the first {n}")
+    sequence, n, extra, extracted = extract_sequence(parser, args)
     results = {}
-    for feature in args.features:
-        config = load_config(None, extra | {"features.kind": feature})
-        backend = prefetch_backend(feature, extra)
-        features = [backend.extract(image) for image in progress(images, desc=feature)]
+    for feature, config, features in extracted:
         d, var = epipolar_errors(sequence, features, config.matching, args.max_error_px)
         if len(d) < 10:
             parser.error(f"{feature}: fewer than 10 matches carry covariances")

@@ -77,29 +77,46 @@ def pair_accuracy(sequence, features: list, matching_cfg, seeds, max_error_px: f
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_sequence_arguments(parser: argparse.ArgumentParser, features: list[str]) -> None:
+    """SEQ, --features, --frames, --max-error-px, --json and --set (shared with
+    keypoint_covariance.py)."""
     parser.add_argument("sequence")
-    parser.add_argument("--features", nargs="+", default=["tpr", "orb", "sift"])
+    parser.add_argument("--features", nargs="+", default=features)
     parser.add_argument("--frames", type=int, default=0, help="first N frames (0 = all)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-error-px", type=float, default=2.0)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
-    args = parser.parse_args(argv)
+
+
+def extract_sequence(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """(sequence, frames used, overrides, per-feature iterator): the iterator yields (feature,
+    config, [Features of each frame]) for `args.features`, extracted as `tpr-vo run` does."""
     extra = overrides_or_exit(parser, args.set)
     sequence = sequence_with_ground_truth(parser, args.sequence)
     n = len(sequence) if args.frames <= 0 else min(args.frames, len(sequence))
     images = [sequence[i].image_left for i in range(n)]
     if any(image is None for image in images):
         parser.error(f"{args.sequence}: unreadable frames among the first {n}")
+
+    def per_feature():
+        for feature in args.features:
+            config = load_config(None, extra | {"features.kind": feature})
+            backend = prefetch_backend(feature, extra)
+            yield feature, config, [backend.extract(im) for im in progress(images, desc=feature)]
+
+    return sequence, n, extra, per_feature()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_sequence_arguments(parser, ["tpr", "orb", "sift"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    sequence, n, extra, extracted = extract_sequence(parser, args)
     results = {}
-    for feature in args.features:
-        config = load_config(None, extra | {"features.kind": feature})
-        backend = prefetch_backend(feature, extra)
-        features = [backend.extract(image) for image in progress(images, desc=feature)]
+    for feature, config, features in extracted:
         results[feature] = pair_accuracy(
             sequence, features, config.matching, args.seeds, args.max_error_px
         )
