@@ -234,3 +234,25 @@ def test_the_2x2_helpers_equal_einsum():
     S = M @ M.transpose(0, 2, 1)
     v = rng.normal(size=(6, 12, 2))
     np.testing.assert_allclose(quadratic_form_2x2(v, S), np.einsum("npi,nij,npj->np", v, S, v))
+
+
+def test_structure_tensor_covariance_of_a_corner_an_edge_and_a_flat_patch():
+    from tpr_vo.config import FeaturesConfig
+    from tpr_vo.features.classical import ClassicalBackend, structure_tensor_covariance_px2
+
+    image = np.full((60, 120), 60, np.uint8)
+    image[20:, 20:40] = 200  # a corner at (20, 20)
+    image[:, 80:] = 200  # a vertical edge at x = 80
+    kps = np.array([[20.0, 20.0], [80.0, 40.0], [55.0, 45.0]])  # corner, edge, flat
+    corner, edge, flat = structure_tensor_covariance_px2(image, kps, 0.01, 1e-4)
+    assert np.all(np.linalg.eigvalsh([corner, edge, flat]) > 0)
+    assert corner[0, 0] < 0.1 and corner[1, 1] < 0.1  # pinned in both directions
+    assert edge[0, 0] < 0.1 < 10 * edge[0, 0] < edge[1, 1]  # free along the edge (y) only
+    assert flat[0, 0] > 10 * corner[0, 0] and flat[1, 1] > 10 * corner[1, 1]
+    # Noise can make no covariance indefinite, and the backends attach one per keypoint.
+    noisy = np.random.default_rng(0).integers(0, 256, (80, 100), dtype=np.uint8)
+    pts = np.random.default_rng(1).uniform([0, 0], [99, 79], (500, 2))
+    cov = structure_tensor_covariance_px2(noisy, pts, 0.0, 1e-4)
+    assert np.all(np.linalg.eigvalsh(cov.astype(np.float64)) > 0)
+    f = ClassicalBackend(FeaturesConfig(kind="sift")).extract(noisy)
+    assert len(f) > 10 and f.keypoint_cov_px2.shape == (len(f), 2, 2)

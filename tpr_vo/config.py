@@ -68,8 +68,8 @@ class FrontendConfig:
     local_ba: bool = True
     essential_check: bool = True  # mono map: cross-check weak PnP poses with a two-view E
     epipolar_refine: bool = True  # map: pose refinement adds 2D-2D matches to the last frame
-    # map: PnP and local BA weigh each keypoint by its position covariance when the features
-    # carry one (TPR: the spread of the sub-pixel soft-argmax)
+    # map: PnP, local BA and the epipolar term weigh each keypoint by its position covariance
+    # (TPR: the spread of the sub-pixel soft-argmax; ORB, SIFT: the image's structure tensor)
     keypoint_covariance: bool = True
     stereo_subpixel: bool = True  # stereo: disparity refined by patch correlation on the row
     road_scale: bool = True  # mono height: step lengths from the road's homography (else: a

@@ -33,12 +33,14 @@ def structure_tensor_covariance_px2(
     h_px, w_px = g.shape
     x = np.clip(np.rint(keypoints_px[:, 0]).astype(np.int64), 0, w_px - 1)
     y = np.clip(np.rint(keypoints_px[:, 1]).astype(np.int64), 0, h_px - 1)
-    a, b, c = (
-        cv2.GaussianBlur(p, w, sigma)[y, x].astype(np.float64) + reg
-        for p, reg in ((gx * gx, STRUCTURE_REGULARIZER), (gx * gy, 0.0),
-                       (gy * gy, STRUCTURE_REGULARIZER))
-    )  # fmt: skip
-    det = np.maximum(a * c - b * b, STRUCTURE_REGULARIZER**2)
+    products = (gx * gx, gx * gy, gy * gy)
+    blur = [cv2.GaussianBlur(p, w, sigma)[y, x].astype(np.float64) for p in products]
+    a, c = blur[0] + STRUCTURE_REGULARIZER, blur[2] + STRUCTURE_REGULARIZER
+    # |b| <= sqrt(ac - reg^2) holds exactly for a Gram matrix plus reg I; clipping keeps it so
+    # under float32 rounding, and with it det >= reg^2 and a positive definite covariance.
+    bound = np.sqrt(np.maximum(a * c - STRUCTURE_REGULARIZER**2, 0.0))
+    b = np.clip(blur[1], -bound, bound)
+    det = a * c - b * b
     cov = np.empty((len(x), 2, 2))
     cov[:, 0, 0] = floor_px2 + gain * c / det
     cov[:, 1, 1] = floor_px2 + gain * a / det
