@@ -159,21 +159,28 @@ def test_weighted_bundle_adjustment_is_closer_to_the_truth():
     assert np.mean(errors["weighted"]) < 0.6 * np.mean(errors["plain"])
 
 
-def test_identity_whitening_changes_nothing_and_the_right_x_row_takes_the_x_weight():
+def test_identity_whitening_changes_nothing_and_stereo_keeps_an_unweighted_disparity_row():
     prob, _, _ = _two_camera_ba(np.random.default_rng(3), 0.0)
     a = bundle_adjust(prob)
     b = bundle_adjust(dataclasses.replace(prob, obs_whiten=np.tile(np.eye(2), (800, 1, 1))))
     np.testing.assert_allclose(a.poses_cw, b.poses_cw, atol=1e-12)
-    # Stereo: with L = diag(1/2, 1) the x rows (left and right) halve, the y row stays.
+    # Stereo, half the observations with a right x: with L = diag(1/2, 1) the left x row
+    # halves, the y row stays, and the third row is the disparity's residual at unit weight.
     uv_r = prob.obs_px[:, 0] - 5.0
+    uv_r[::2] = np.nan
     stereo = dataclasses.replace(prob, obs_right_x=uv_r, baseline=0.54)
     L = np.tile(np.diag([0.5, 1.0]), (800, 1, 1))
-    r0, Jc0, Jp0, _ = _linearize(stereo.poses_cw, stereo.points_w, stereo)
+    r0, Jc0, Jp0, depth = _linearize(stereo.poses_cw, stereo.points_w, stereo)
     r1, Jc1, Jp1, _ = _linearize(stereo.poses_cw, stereo.points_w,
                                  dataclasses.replace(stereo, obs_whiten=L))  # fmt: skip
-    np.testing.assert_allclose(r1, r0 * [0.5, 1.0, 0.5])
-    np.testing.assert_allclose(Jc1, Jc0 * np.array([0.5, 1.0, 0.5])[:, None])
-    np.testing.assert_allclose(Jp1, Jp0 * np.array([0.5, 1.0, 0.5])[:, None])
+    np.testing.assert_allclose(r1[:, :2], r0[:, :2] * [0.5, 1.0])
+    np.testing.assert_allclose(Jc1[:, :2], Jc0[:, :2] * np.array([0.5, 1.0])[:, None])
+    has = np.isfinite(uv_r)
+    disparity_px = K[0, 0] * 0.54 / depth  # predicted, against the observed 5 px
+    np.testing.assert_allclose(r1[has, 2], disparity_px[has] - 5.0, rtol=1e-9)
+    np.testing.assert_allclose(r1[has, 2], r0[has, 0] - r0[has, 2], rtol=1e-9)
+    np.testing.assert_allclose(Jp1[has, 2], Jp0[has, 0] - Jp0[has, 2], rtol=1e-9)
+    assert not r1[~has, 2].any() and not Jc1[~has, 2].any() and not Jp1[~has, 2].any()
 
 
 def test_epipolar_term_divides_by_the_predicted_spread():

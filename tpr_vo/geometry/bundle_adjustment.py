@@ -29,7 +29,8 @@ class BaProblem:
     obs_cam/obs_pt: (O,) int indices; obs_px: (O, 2) left pixels; obs_right_x: (O,) right-image x
     or NaN; K: (3, 3); baseline: stereo baseline in map units (0 for mono); obs_whiten: (O, 2, 2)
     whitening of each observation's pixel residual (`geometry.whitening`), or None (identity).
-    The right-image x residual takes the scalar weight of the left keypoint's x variance."""
+    With it, a stereo observation's third residual is its disparity's (unit weight) instead of
+    the right x's."""
 
     poses_cw: np.ndarray
     fixed: np.ndarray
@@ -107,12 +108,12 @@ def _linearize(poses, points, prob: BaProblem):
     if prob.obs_whiten is not None:
         L = prob.obs_whiten
         if m == 3:
-            # s^2 / var(x) = 1 / [(L^T L)^-1]_00 for upper-triangular L
-            l00, l01, l11 = L[:, 0, 0], L[:, 0, 1], L[:, 1, 1]
-            w_x = 1.0 / np.sqrt(1.0 / l00**2 + l01**2 / (l00 * l11) ** 2)
-            r[:, 2] *= w_x
-            Jc[:, 2] *= w_x[:, None]
-            Jp[:, 2] *= w_x[:, None]
+            # The right x is the left keypoint's x minus a disparity measured on its own
+            # (stereo_refine), so it carries the left keypoint's error: the third residual
+            # becomes the disparity's, u - u_right, which does not, at unit weight.
+            r[:, 2] = np.where(stereo, r[:, 0] - r[:, 2], 0.0)
+            Jc[:, 2] = np.where(stereo[:, None], Jc[:, 0] - Jc[:, 2], 0.0)
+            Jp[:, 2] = np.where(stereo[:, None], Jp[:, 0] - Jp[:, 2], 0.0)
         r[:, :2] = apply_2x2(L, r[:, :2])
         Jc[:, :2] = apply_2x2(L, Jc[:, :2])
         Jp[:, :2] = apply_2x2(L, Jp[:, :2])
