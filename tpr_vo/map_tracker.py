@@ -150,7 +150,7 @@ class MapTracker:
     # -- initialisation ------------------------------------------------------------------------
     def _init_stereo(self, inp: TrackInput) -> TrackOutput:
         t0 = time.perf_counter()
-        kf = self._make_keyframe(inp, inp.T_world_pred)
+        kf = self._make_keyframe(inp, inp.T_world_pred, self._whitening(inp.features))
         t1 = time.perf_counter()
         added = self._add_stereo_points(kf, inp)
         out = TrackOutput(inp.T_world_pred, "initializing", matching_ms=(t1 - t0) * 1e3)
@@ -245,7 +245,7 @@ class MapTracker:
         )
         if self._road is not None:  # the odometer counts the initial baseline too
             self._odometer_m += scale * float(np.linalg.norm(T_1_0[:3, 3]))
-        kf1 = self._make_keyframe(inp, T_world_cur)
+        kf1 = self._make_keyframe(inp, T_world_cur, self._whitening(inp.features))
         ids = self.map.add_points(points_w, inp.features.descriptors[ib[in_idx]], inp.index)
         kf0.point_ids[ia[in_idx]] = ids
         kf1.point_ids[ib[in_idx]] = ids
@@ -396,7 +396,7 @@ class MapTracker:
         if not replaced and self._need_keyframe(
             T_world_cur, pnp.num_inliers, self.map.points_w[in_rows]
         ):
-            kf_m, kf_g = self._insert_keyframe(inp, T_world_cur, in_kidx, ids)
+            kf_m, kf_g = self._insert_keyframe(inp, T_world_cur, in_kidx, ids, L)
             matching_s += kf_m
             geometry_s += kf_g
             out.T_world_cam = self.map.keyframes[-1].T_world_cam.copy()
@@ -427,11 +427,14 @@ class MapTracker:
         if pairs.median_flow_px < self.fe.stationary_px:  # no parallax: E is undefined
             return None
         cov_prev = cov_cur = None
-        prev, cur = self._prev_features, features
-        if self.fe.keypoint_covariance and prev is not None and prev.keypoint_cov_px2 is not None:
-            if cur.keypoint_cov_px2 is not None:
-                cov_prev = relative_covariance(prev.keypoint_cov_px2)[pairs.prev_index]
-                cov_cur = relative_covariance(cur.keypoint_cov_px2)[pairs.cur_index]
+        prev_cov = self._prev_features.keypoint_cov_px2  # pairs exist only with a previous frame
+        if (
+            self.fe.keypoint_covariance
+            and prev_cov is not None
+            and features.keypoint_cov_px2 is not None
+        ):
+            cov_prev = relative_covariance(prev_cov)[pairs.prev_index]
+            cov_cur = relative_covariance(features.keypoint_cov_px2)[pairs.cur_index]
         return EpipolarTerm.from_pixels(
             invert(self._T_map_last), pairs.prev_px, pairs.cur_px, self.K, cov_prev, cov_cur
         )
@@ -593,7 +596,9 @@ class MapTracker:
             return False
         return parallax_deg > self.fe.keyframe_parallax_deg or dropped
 
-    def _make_keyframe(self, inp: TrackInput, T_world_cam: np.ndarray) -> Keyframe:
+    def _make_keyframe(
+        self, inp: TrackInput, T_world_cam: np.ndarray, whiten_2x2: np.ndarray | None
+    ) -> Keyframe:
         n = len(inp.features)
         return Keyframe(
             inp.index,
@@ -603,12 +608,12 @@ class MapTracker:
             np.full(n, -1, np.int64),
             np.full(n, np.nan),
             odometer_m=self._odometer_m if self._gt_chain else np.nan,
-            whiten_2x2=self._whitening(inp.features),
+            whiten_2x2=whiten_2x2,
         )
 
-    def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids) -> tuple[float, float]:
+    def _insert_keyframe(self, inp, T_world_cur, in_kidx, ids, L) -> tuple[float, float]:
         t0 = time.perf_counter()
-        kf = self._make_keyframe(inp, T_world_cur)
+        kf = self._make_keyframe(inp, T_world_cur, L)
         kf.point_ids[in_kidx] = ids
         kf.num_tracked = len(ids)
         if self.stereo:
