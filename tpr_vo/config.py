@@ -27,7 +27,7 @@ class FeaturesConfig:
     backend: str = "auto"  # auto | tensorrt | onnxruntime | torch (tpr only)
     max_keypoints: int = 2000
     model_path: str = ""  # "" = the model shipped in models/
-    nms_radius_px: int = 5  # 5: ~1,180 keypoints per KITTI frame (tpr_large; tpr_small ~1,230)
+    nms_radius_px: int = 4  # 4: ~1,510 keypoints per KITTI frame (tpr_large; 5: ~1,180)
     refine_radius_px: int = 3  # sub-pixel soft-argmax window: (2r+1)^2 score pixels; 0 = off
     # Image scales the network runs at (TPR only); keypoints of all of them are merged by score.
     # [1.0] = single scale (VO); e.g. [1.41, 1.0, 0.71] for matching across viewpoint changes,

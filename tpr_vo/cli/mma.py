@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
         "--nms-radius",
         type=int,
         metavar="PX",
-        help="TPR non-maximum suppression radius (default: features.nms_radius_px, 5)",
+        help="TPR non-maximum suppression radius (default: features.nms_radius_px, 4)",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", metavar="FILE", help="write the MMA-vs-threshold curve as PNG")
