@@ -53,8 +53,11 @@ def sequence_with_ground_truth(parser: argparse.ArgumentParser, path: str):
 def prefetch_backend(features: str, extra: dict):
     """The backend of `features` as `tpr-vo run` uses it: extraction in the pipeline's prefetch
     thread, with its thread counts."""
-    cfg = load_config(None, extra | {"features.kind": features}).features
-    return create_backend(features_for_prefetch(cfg))
+    config = load_config(None, extra | {"features.kind": features})
+    return create_backend(
+        features_for_prefetch(config.features),
+        keypoint_covariance=config.frontend.uses_keypoint_covariance,
+    )
 
 
 def run_pipeline(

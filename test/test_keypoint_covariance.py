@@ -263,3 +263,26 @@ def test_structure_tensor_covariance_of_a_corner_an_edge_and_a_flat_patch():
     assert np.all(np.linalg.eigvalsh(cov.astype(np.float64)) > 0)
     f = ClassicalBackend(FeaturesConfig(kind="sift")).extract(noisy)
     assert len(f) > 10 and f.keypoint_cov_px2.shape == (len(f), 2, 2)
+
+
+@pytest.mark.parametrize(
+    "overrides, computed",
+    [
+        ({}, True),
+        ({"frontend.keypoint_covariance": False}, False),
+        ({"frontend.kind": "f2f"}, False),  # the frame-to-frame chain reads no covariance
+    ],
+)
+def test_classical_covariances_are_computed_only_when_the_frontend_reads_them(overrides, computed):
+    from tpr_vo.config import VoConfig, replace
+    from tpr_vo.frontend import VisualOdometry
+    from tpr_vo.types import CameraIntrinsics
+
+    cfg = replace(VoConfig(), **{"features.kind": "orb", **overrides})
+    vo = VisualOdometry(cfg, CameraIntrinsics(200.0, 200.0, 80.0, 60.0, 160, 120))
+    image = np.random.default_rng(2).integers(0, 256, (120, 160), dtype=np.uint8)
+    f = vo.backend.extract(image)
+    assert len(f) > 10
+    assert (f.keypoint_cov_px2 is not None) == computed
+    if computed:
+        assert f.keypoint_cov_px2.shape == (len(f), 2, 2)

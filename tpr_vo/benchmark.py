@@ -134,7 +134,7 @@ def _make_backend(kind: str, config: VoConfig):
     from tpr_vo.features.classical import ClassicalBackend
 
     if kind == "orb":
-        return ClassicalBackend(config.features)
+        return ClassicalBackend(config.features, config.frontend.uses_keypoint_covariance)
     if kind == "tensorrt":
         from tpr_vo.features.tensorrt_backend import TensorRTBackend
 

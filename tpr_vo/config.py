@@ -84,6 +84,11 @@ class FrontendConfig:
     # ONNX Runtime needs (benchmarks/README.md).
     blas_threads: int = 1
 
+    @property
+    def uses_keypoint_covariance(self) -> bool:
+        """Whether tracking reads `Features.keypoint_cov_px2` (only the map frontend does)."""
+        return self.kind == "map" and self.keypoint_covariance
+
 
 @dataclass(frozen=True)
 class CameraConfig:

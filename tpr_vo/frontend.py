@@ -118,7 +118,10 @@ class VisualOdometry:
         self.config = config
         self.intrinsics = intrinsics
         limit_blas_threads(config.frontend.blas_threads)
-        self.backend = backend if backend is not None else create_backend(config.features)
+        if backend is None:
+            covariance = config.frontend.uses_keypoint_covariance
+            backend = create_backend(config.features, keypoint_covariance=covariance)
+        self.backend = backend
         if config.frontend.kind == "f2f":
             from tpr_vo.frame_to_frame import FrameToFrameTracker
 

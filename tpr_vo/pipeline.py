@@ -130,7 +130,8 @@ class OfflinePipeline:
         if backend is None:
             features = self.config.features
             backend = create_backend(
-                features_for_prefetch(features) if self.prefetch else features
+                features_for_prefetch(features) if self.prefetch else features,
+                keypoint_covariance=self.config.frontend.uses_keypoint_covariance,
             )
         vo = VisualOdometry(self.config, intrinsics, backend=backend)
         use_gt_scale = self.config.frontend.mode == "mono" and self.config.frontend.scale == "gt"

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             flat["features.nms_radius_px"] = args.nms_radius
         cfg = from_flat_dict(flat, "tpr-vo mma").features
         try:
-            backend = create_backend(cfg)
+            backend = create_backend(cfg, keypoint_covariance=False)  # MMA reads positions only
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"--features {kind}: backend not available ({exc})"

@@ -27,12 +27,16 @@ class FeatureBackend(Protocol):
         ...
 
 
-def create_backend(cfg: FeaturesConfig) -> FeatureBackend:
-    """Build the backend named by `cfg.kind` (and `cfg.backend` for tpr)."""
+def create_backend(cfg: FeaturesConfig, keypoint_covariance: bool = True) -> FeatureBackend:
+    """Build the backend named by `cfg.kind` (and `cfg.backend` for tpr).
+
+    keypoint_covariance: False lets ORB and SIFT skip their position covariances when nothing
+    reads them (`FrontendConfig.uses_keypoint_covariance`); TPR's come free with the soft-argmax
+    and are always filled."""
     if cfg.kind in ("orb", "sift"):
         from tpr_vo.features.classical import ClassicalBackend
 
-        return ClassicalBackend(cfg)
+        return ClassicalBackend(cfg, keypoint_covariance)
     from tpr_vo.features.select import create_tpr_backend
 
     return create_tpr_backend(cfg)

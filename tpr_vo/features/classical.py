@@ -50,9 +50,11 @@ def structure_tensor_covariance_px2(
 
 class ClassicalBackend:
     """ORB (binary, 32-byte descriptors) or SIFT (128-D, RootSIFT-normalised unit vectors).
-    Keypoints carry a position covariance from the image's structure tensor."""
+    Keypoints carry a position covariance from the image's structure tensor unless
+    `keypoint_covariance` is False (it costs ~2 ms per KITTI frame, and only the map frontend's
+    `frontend.keypoint_covariance` reads it)."""
 
-    def __init__(self, cfg: FeaturesConfig):
+    def __init__(self, cfg: FeaturesConfig, keypoint_covariance: bool = True):
         if cfg.kind == "orb":
             self._detector = cv2.ORB_create(nfeatures=cfg.max_keypoints, fastThreshold=10)
             self._dim = 32
@@ -63,6 +65,7 @@ class ClassicalBackend:
             raise ValueError(f"ClassicalBackend: unknown kind {cfg.kind!r}")
         self.name = cfg.kind
         self._binary = cfg.kind == "orb"
+        self._covariance = keypoint_covariance
 
     def extract(self, image: np.ndarray) -> Features:
         if image.ndim != 2 or image.dtype != np.uint8:
@@ -79,5 +82,7 @@ class ClassicalBackend:
             d = descriptors.astype(np.float32)
             d /= np.maximum(d.sum(axis=1, keepdims=True), 1e-6)
             descriptors = np.sqrt(d)
-        cov = structure_tensor_covariance_px2(image, xy, *STRUCTURE_COV[self.name])
+        cov = None
+        if self._covariance:
+            cov = structure_tensor_covariance_px2(image, xy, *STRUCTURE_COV[self.name])
         return Features(xy, scores, descriptors, cov)

@@ -87,7 +87,8 @@ class VoNode(Node):
 
         features = self.config.features
         self._backend = create_backend(
-            features_for_prefetch(features) if self.config.ros.pipeline else features
+            features_for_prefetch(features) if self.config.ros.pipeline else features,
+            keypoint_covariance=front.uses_keypoint_covariance,
         )
         self._tracker = BodyOdometryTracker(T_base_cam_from_config(self.config.camera))
         self._vo = None  # created on the first frame with intrinsics
