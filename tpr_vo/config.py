@@ -58,7 +58,10 @@ class FrontendConfig:
     scale: str = "none"  # none | gt | height (mono only)
     ransac_threshold_px: float = 1.0
     ransac_confidence: float = 0.999
-    pnp_threshold_px: float = 2.0
+    # PnP / local BA / triangulation inlier threshold and Huber scale (px of a typical keypoint,
+    # after the covariance whitening). 1.0 since session 20, chosen on rendered drives (2.0
+    # before); cameras with rougher calibration may need more.
+    pnp_threshold_px: float = 1.0
     min_inliers: int = 20
     min_parallax_deg: float = 1.0
     keyframe_parallax_deg: float = 2.0  # mono: a new keyframe beyond this parallax
