@@ -51,8 +51,8 @@ def structure_tensor_covariance_px2(
 class ClassicalBackend:
     """ORB (binary, 32-byte descriptors) or SIFT (128-D, RootSIFT-normalised unit vectors).
     Keypoints carry a position covariance from the image's structure tensor unless
-    `keypoint_covariance` is False (it costs ~2 ms per KITTI frame, and only the map frontend's
-    `frontend.keypoint_covariance` reads it)."""
+    `keypoint_covariance` is False (it costs 1.3 ms or more per KITTI frame, and only the map
+    frontend's `frontend.keypoint_covariance` reads it)."""
 
     def __init__(self, cfg: FeaturesConfig, keypoint_covariance: bool = True):
         if cfg.kind == "orb":
