@@ -102,6 +102,21 @@ def _ddp_worker(rank, world, port, out_dir, images_dir):
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
         WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
     )  # fmt: skip
+    import gc
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    destroy = dist.destroy_process_group
+
+    def destroy_after_ddp_is_freed(*args, **kwargs):
+        # The DDP wrapper (and its reducer, which holds the group) must be gone before the
+        # group is destroyed, so gloo's threads end here and not at interpreter exit.
+        alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
+        assert not alive, f"rank {rank}: {len(alive)} DDP wrapper(s) alive at teardown"
+        return destroy(*args, **kwargs)
+
+    dist.destroy_process_group = destroy_after_ddp_is_freed
     train(_tiny(images_dir, out_dir=out_dir, steps=2, ddp=True, device="cpu"))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import logging
 import math
 import os
@@ -290,6 +291,12 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         import torch.distributed as dist
 
         dist.barrier()
+        # Free the DDP wrapper (its reducer holds the process group, and its autograd hooks
+        # form reference cycles) while the group still exists, so gloo's threads are joined
+        # here and not during interpreter teardown. One CI run saw a rank abort at exit
+        # ("terminate called without an active exception") after both ranks had finished.
+        del model_for_step
+        gc.collect()
         dist.destroy_process_group()
     if rank == 0:
         log.info("stopped at step %d after %.1f min; %s", step, elapsed_s / 60, last_losses)
