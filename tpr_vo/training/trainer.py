@@ -291,9 +291,9 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         import torch.distributed as dist
 
         dist.barrier()
-        # Free the DDP wrapper (its reducer holds the process group, and its autograd hooks
-        # form reference cycles) while the group still exists, so gloo's threads are joined
-        # here and not during interpreter teardown. One CI run saw a rank abort at exit
+        # Free the DDP wrapper (its reducer holds the process group; gc for any reference
+        # cycles) while the group still exists, so gloo's threads are joined here and not
+        # during interpreter teardown. One CI run saw a rank abort at exit
         # ("terminate called without an active exception") after both ranks had finished.
         del model_for_step
         gc.collect()
