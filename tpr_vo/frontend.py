@@ -16,6 +16,7 @@ predicted pose, so the trajectory continues without a jump.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -93,12 +94,41 @@ def extract_frame(
     gray = _usable_gray(image)
     features = right_features = right_gray = None
     if gray is not None:
-        features = backend.extract(gray)
         right_gray = _usable_gray(right_image)
-        if right_gray is not None:
+        if right_gray is None:
+            features = backend.extract(gray)
+        elif getattr(backend, "concurrent_extract", False):
+            features, right_features = _extract_side_by_side(backend, gray, right_gray)
+        else:
+            features = backend.extract(gray)
             right_features = backend.extract(right_gray)
     ms = (time.perf_counter() - t0) * 1e3 if gray is not None else 0.0
     return ExtractedFrame(gray, features, right_gray, right_features, ms)
+
+
+def _extract_side_by_side(
+    backend: FeatureBackend, gray: np.ndarray, right_gray: np.ndarray
+) -> tuple[Features, Features]:
+    """`backend.extract` of the left image here and of the right one in a second thread, at
+    once (for backends with `concurrent_extract`). An error in either is raised here, after
+    both have finished."""
+    right: dict[str, object] = {}
+
+    def extract_right() -> None:
+        try:
+            right["features"] = backend.extract(right_gray)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            right["error"] = exc
+
+    thread = threading.Thread(target=extract_right, name="tpr_vo_right", daemon=True)
+    thread.start()
+    try:
+        features = backend.extract(gray)
+    finally:
+        thread.join()
+    if "error" in right:
+        raise right["error"]
+    return features, right["features"]
 
 
 class VisualOdometry:

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class FeatureBackend(Protocol):
+    """Optionally, `concurrent_extract: bool` (False when absent): True when two threads may
+    call `extract` at once and that is worth doing, so a stereo frame's right image is extracted
+    beside the left (`frontend.extract_frame`)."""
+
     name: str  # e.g. "orb", "sift", "tpr/onnxruntime-cpu"
 
     def extract(self, image: np.ndarray) -> Features:

@@ -87,7 +87,8 @@ class LearnedBackend:
     """Base of the TPR backends: `extract(image) -> Features` with shared pre/post-processing.
 
     After each call `last_timings_ms` holds {"preprocess", "network", "postprocess"} in ms
-    (summed over the image scales of `features.scales`).
+    (summed over the image scales of `features.scales`); when two calls run at once (a stereo
+    pair, `concurrent_extract`), those of the call that finished last.
     """
 
     name = "tpr"

@@ -22,6 +22,7 @@ from tpr_vo.features.learned import (
     int8_model_path,
     resolve_model_path,
 )
+from tpr_vo.prefetch import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,13 @@ class OnnxRuntimeBackend(LearnedBackend):
 
     The CPU provider uses `cfg.onnx_threads` intra-op threads (0 = ONNX Runtime's default; the
     offline pipeline's prefetch thread resolves 0 first, `prefetch.features_for_prefetch`).
+
+    `concurrent_extract` (see `FeatureBackend`): an `InferenceSession` may run from several
+    threads at once. On the CPU with an explicit thread count of at most half the cores, a stereo
+    frame's two images then run side by side. That is the prefetch thread's setting on 2 cores
+    (1 thread): KITTI 06 stereo rose from 10.6-10.7 to 12.7-13.0 FPS with the same poses
+    (model card, "Session 22"). With ONNX Runtime's default (every core) two runs at once only
+    share the cores (10.5-11.1 FPS either way), so the images run one after the other.
     """
 
     def __init__(
@@ -115,6 +123,8 @@ class OnnxRuntimeBackend(LearnedBackend):
         self._session = session
         self.model_path = path
         self.device = "cuda" if use_cuda else "cpu"
+        threads = cfg.onnx_threads
+        self.concurrent_extract = self.device == "cpu" and 0 < 2 * threads <= available_cores()
         # What the graph is, from its metadata (`tpr-vo export --int8` marks it), not its name.
         self.int8 = QUANTIZED_KEY in session.get_modelmeta().custom_metadata_map
         self.name = f"tpr/onnxruntime-{self.device}" + ("-int8" if self.int8 else "")
