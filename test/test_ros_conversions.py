@@ -237,3 +237,24 @@ def test_exact_stamp_sync_pairs_only_equal_stamps():
     assert sync.add("right", (7, 0), "R7") == ("L7", "R7")
     assert sync.add("left", (0, 5), "L0") is None  # time went back: starts over
     assert sync.add("right", (0, 5), "R0") == ("L0", "R0")
+
+
+def test_points_msg_layout_and_values():
+    from tpr_vo.ros.conversions import points_msg, stamp_to_seconds
+
+    points = np.array([[1.0, -2.0, 3.5], [np.nan, 0.0, 0.0], [0.25, 1e3, -7.0]])
+    msg = points_msg(points, "odom", 12.5)
+    assert msg.header.frame_id == "odom" and stamp_to_seconds(msg.header.stamp) == 12.5
+    assert [(f.name, f.offset, f.datatype, f.count) for f in msg.fields] == [
+        ("x", 0, 7, 1),
+        ("y", 4, 7, 1),
+        ("z", 8, 7, 1),
+    ]  # 7 = PointField.FLOAT32
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 2, 12, 24)
+    assert msg.is_dense and not msg.is_bigendian
+    decoded = np.frombuffer(bytes(msg.data), "<f4").reshape(-1, 3)
+    np.testing.assert_array_equal(decoded, points[[0, 2]].astype(np.float32))  # NaN row left out
+    empty = points_msg(np.zeros((0, 3)), "odom", 0.0)
+    assert empty.width == 0 and len(empty.data) == 0
+    with pytest.raises(ValueError, match=r"expected \(N, 3\) points, got shape \(4,\)"):
+        points_msg(np.zeros(4), "odom", 0.0)

@@ -320,3 +320,51 @@ def test_sigint_shuts_down_cleanly():
     output = "".join(lines) + out
     assert proc.returncode == 0, output
     assert "Traceback" not in output, output
+
+
+def test_map_points_in_odom_equal_the_offline_map_and_only_when_enabled(kitti06):
+    from sensor_msgs.msg import PointCloud2
+
+    from tpr_vo.features import create_backend
+    from tpr_vo.frontend import VisualOdometry
+    from tpr_vo.ros.conversions import stamp_to_seconds
+
+    frames = KittiFrames(kitti06, 5)
+    mono = dataclasses.replace(frames.intrinsics, baseline_m=None)  # what camera_info gives
+    with ros_session() as (context, executor):
+        node = VoNode(context=context, parameter_overrides=params(**ORB_RELIABLE))
+        probe = Probe(context)
+        clouds: list[PointCloud2] = []
+        probe.create_subscription(PointCloud2, "map_points", clouds.append, 10)
+        executor.add_node(node)
+        executor.add_node(probe)
+        probe.wait_connected()
+        wait_for(lambda: node._points_pub.get_subscription_count() > 0, 10.0, "map_points match")
+        for i, (image, t) in enumerate(zip(frames.images, frames.times_s)):
+            probe.send_frame(image, t, frames.intrinsics)
+            probe.wait_odometry(i + 1)
+        last_t = frames.times_s[-1]
+        wait_for(
+            lambda: clouds and stamp_to_seconds(clouds[-1].header.stamp) == pytest.approx(last_t),
+            5.0,
+            "the last frame's map_points",
+        )
+        cloud = clouds[-1]
+        got = np.frombuffer(bytes(cloud.data), "<f4").reshape(-1, 3)
+        assert cloud.header.frame_id == "odom" and cloud.width == len(got) > 100
+        assert cloud.point_step == 12 and cloud.is_dense and not cloud.is_bigendian
+
+        # The same frames through VisualOdometry: its map, moved into odom (x forward, z up).
+        vo = VisualOdometry(node.config, mono, backend=create_backend(node.config.features))
+        for image, t in zip(frames.images, frames.times_s):
+            vo.process_frame(image, t)
+        T_bc = T_base_cam_from_config(node.config.camera)
+        expected = vo.map_points_world() @ T_bc[:3, :3].T + T_bc[:3, 3]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+        assert np.median(got[:, 0]) > 2.0  # ahead of the car, which drives along odom +x
+
+    with ros_session() as (context, executor):
+        off = params(**ORB_RELIABLE, **{"ros.publish_map_points": False})
+        node = VoNode(context=context, parameter_overrides=off)
+        assert node._points_pub is None
+        assert node.count_publishers(node.resolve_topic_name("map_points")) == 0

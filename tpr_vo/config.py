@@ -116,6 +116,7 @@ class RosConfig:
     queue_size: int = 2
     image_qos: str = "sensor_data"  # sensor_data (best effort: any camera) | reliable
     pipeline: bool = True  # extract frame i+1 in a second thread while frame i is tracked
+    publish_map_points: bool = True  # `map_points` (PointCloud2 in odom), only while subscribed
 
 
 @dataclass(frozen=True)

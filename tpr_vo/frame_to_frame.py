@@ -35,6 +35,10 @@ class FrameToFrameTracker:
         self._last_scale = 1.0
         self._rng = np.random.default_rng(self.cfg.seed)
 
+    def map_points_world(self) -> np.ndarray:
+        """(0, 3): the frame-to-frame chain keeps no map."""
+        return np.zeros((0, 3))
+
     def reinitialize(self, T_world_cam: np.ndarray) -> None:
         """Forget the reference frame; the next frame becomes the reference at `T_world_cam`."""
         self._ref = None

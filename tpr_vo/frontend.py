@@ -170,6 +170,12 @@ class VisualOdometry:
         self._lost_count = 0
         self._tracker.reset()
 
+    def map_points_world(self) -> np.ndarray:
+        """(N, 3) float64 points of the tracker's local map in the world frame of the poses
+        (the first camera's optical frame; metres unless the scale is "none"). Empty for the
+        f2f frontend. Call it between frames, from the thread that calls `process_frame`."""
+        return self._tracker.map_points_world()
+
     def extract(
         self, image: np.ndarray | None, right_image: np.ndarray | None = None
     ) -> ExtractedFrame:

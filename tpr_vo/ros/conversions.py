@@ -11,7 +11,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
 from nav_msgs.msg import Odometry
 from scipy.spatial.transform import Rotation
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
 from tpr_vo.msg_decode import (
     camera_info_matrices,
@@ -152,4 +152,27 @@ def pose_stamped_msg(sample: BodyOdometry, odom_frame: str) -> PoseStamped:
     msg.header.stamp = seconds_to_stamp(sample.stamp_s)
     msg.header.frame_id = odom_frame
     msg.pose = matrix_to_pose(sample.T_odom_base)
+    return msg
+
+
+def points_msg(points_xyz_m: np.ndarray, frame_id: str, stamp_s: float) -> PointCloud2:
+    """sensor_msgs/PointCloud2 of (N, 3) points: one row, float32 fields x, y, z (12-byte
+    little-endian points), dense. Rows with a non-finite coordinate are left out."""
+    points = np.asarray(points_xyz_m, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points_msg: expected (N, 3) points, got shape {points.shape}")
+    points = points[np.isfinite(points).all(axis=1)]
+    msg = PointCloud2()
+    msg.header.stamp = seconds_to_stamp(stamp_s)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = 1, len(points)
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+        for i, name in enumerate("xyz")
+    ]
+    msg.is_bigendian = False
+    msg.point_step = 12
+    msg.row_step = 12 * len(points)
+    msg.data = points.astype("<f4").tobytes()
+    msg.is_dense = True
     return msg

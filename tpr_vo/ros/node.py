@@ -5,7 +5,9 @@ Subscribes (relative names, so launch remaps them; sensor-data QoS):
   right/image, right/camera_info          frontend.mode == stereo, paired by exact stamp
 Publishes: odometry (nav_msgs/Odometry odom -> base_link, pose + twist with covariance),
   path (nav_msgs/Path, bounded), TF odom -> base_link (tf2_ros present and ros.publish_tf),
-  /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz). Service: reset (std_srvs/Trigger).
+  map_points (sensor_msgs/PointCloud2 in odom: the local map, only while something subscribes;
+  ros.publish_map_points), /diagnostics (diagnostic_msgs/DiagnosticArray, 1 Hz).
+  Service: reset (std_srvs/Trigger).
 
 Callbacks only queue messages (bounded; the oldest is dropped and counted under overload). With
 `ros.pipeline` (default) one worker thread decodes the newest frame and extracts its features
@@ -25,13 +27,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 
 from tpr_vo.errors import ConfigError, DataError, TprVoError
@@ -42,6 +45,7 @@ from tpr_vo.ros.conversions import (
     camera_info_to_intrinsics,
     image_msg_to_gray,
     odometry_msg,
+    points_msg,
     pose_stamped_msg,
     stamp_key,
     stamp_to_seconds,
@@ -115,6 +119,9 @@ class VoNode(Node):
         ros = self.config.ros
         self._odom_pub = self.create_publisher(Odometry, "odometry", 10)
         self._path_pub = self.create_publisher(Path, "path", 1)
+        self._points_pub = None
+        if ros.publish_map_points:
+            self._points_pub = self.create_publisher(PointCloud2, "map_points", 1)
         # Absolute, like diagnostic_updater: the aggregator listens on /diagnostics.
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._path = deque(maxlen=ros.path_max_length)
@@ -286,8 +293,11 @@ class VoNode(Node):
             estimate = self._vo.process_frame(None, stamp_s, extracted=ready.extracted)
             sample = self._tracker.update(estimate.T_world_cam, estimate.covariance_6x6, stamp_s)
             self._last_key = item.key
+            points_world = None
+            if self._points_pub is not None and self._points_pub.get_subscription_count() > 0:
+                points_world = self._vo.map_points_world()
         t2 = time.perf_counter()
-        self._publish(sample)
+        self._publish(sample, points_world)
         t3 = time.perf_counter()
         self.counts["processed"] += 1
         self.counts["tracked"] += int(estimate.tracked)
@@ -370,7 +380,9 @@ class VoNode(Node):
 
     # -- outputs ---------------------------------------------------------------------------
 
-    def _publish(self, sample) -> None:
+    def _publish(self, sample, points_world: np.ndarray | None = None) -> None:
+        """Odometry, path and TF of `sample`; the map's points (world frame, (N, 3)) when given,
+        in odom: p_odom = T_base_cam · p_world, since odom is base_link at the first frame."""
         ros = self.config.ros
         self._odom_pub.publish(odometry_msg(sample, ros.odom_frame, ros.base_frame))
         self._path.append(pose_stamped_msg(sample, ros.odom_frame))
@@ -380,6 +392,10 @@ class VoNode(Node):
         self._path_pub.publish(path)
         if self._tf is not None:
             self._tf.sendTransform(transform_msg(sample, ros.odom_frame, ros.base_frame))
+        if points_world is not None:
+            T = self._tracker.T_base_cam
+            points_odom = points_world @ T[:3, :3].T + T[:3, 3]
+            self._points_pub.publish(points_msg(points_odom, ros.odom_frame, sample.stamp_s))
 
     def _publish_diagnostics(self) -> None:
         self._diag_pub.publish(self.diagnostics())
