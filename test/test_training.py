@@ -428,3 +428,61 @@ def test_density_shift_brings_the_keypoint_count_to_the_target():
     after = local_max_logits(net, crops, params)
     assert keypoint_count(after, params.score_threshold) == pytest.approx(5.0, abs=1 / 3)
     assert np.allclose(np.concatenate(after), np.concatenate(maxima) + shift, atol=1e-4)
+
+
+def test_splat_pixels_spreads_a_point_over_its_four_pixels():
+    from tpr_vo.training.warmstart import mark_pixels, splat_pixels
+
+    heat = np.zeros((8, 10), np.float32)
+    splat_pixels(heat, np.array([[3.25, 5.5]]))
+    expected = {(5, 3): 0.375, (5, 4): 0.125, (6, 3): 0.375, (6, 4): 0.125}
+    for (y, x), w in expected.items():
+        assert heat[y, x] == pytest.approx(w)
+    assert heat.sum() == pytest.approx(1.0)
+    splat_pixels(heat, np.array([[3.0, 5.0]]))  # overlapping: the larger weight stays
+    assert heat[5, 3] == 1.0 and heat[5, 4] == pytest.approx(0.125)
+    on_centres = np.array([[1.0, 2.0], [9.0, 7.0]])  # the last one on the border
+    a, b = np.zeros((8, 10), np.float32), np.zeros((8, 10), np.float32)
+    splat_pixels(a, on_centres)
+    mark_pixels(b, on_centres)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_subpixel_teacher_follows_a_subpixel_shift_of_the_image():
+    """`--teacher-subpixel-warps`: FAST's corners are whole pixels, so after the image moves by
+    (0.4, 0.3) px they move by 0 or 1; averaged over 16 small warps they follow the shift far
+    more closely. Its maps spread each corner over four pixels, one unit of mass per corner."""
+    import cv2
+
+    from tpr_vo.cli import build_parser
+    from tpr_vo.errors import ConfigError
+    from tpr_vo.training.config import TrainConfig
+    from tpr_vo.training.warmstart import teacher_keypoints, teacher_maps
+
+    image = cv2.resize(skimage_images()[0], (256, 192), interpolation=cv2.INTER_AREA)
+    shift = np.array([0.4, 0.3])
+    A = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+    moved = cv2.warpAffine(image, A, (256, 192), flags=cv2.INTER_LINEAR)
+    a01, b01 = image.astype(np.float32) / 255, moved.astype(np.float32) / 255
+    errors = {}
+    for warps in (0, 16):
+        pa, pb = (
+            teacher_keypoints(a01, "fast", 0, warps),
+            teacher_keypoints(b01, "fast", 600, warps),
+        )
+        gap = np.linalg.norm((pa + shift)[:, None, :] - pb[None, :, :], axis=2)
+        nearest = gap.min(axis=1)
+        errors[warps] = float(np.median(nearest[nearest < 1.0]))
+        assert (nearest < 1.0).sum() > 50
+    assert errors[16] < 0.6 * errors[0], errors
+    heat = teacher_maps(a01[None, None], "fast", 0, subpixel_warps=16)
+    n = len(teacher_keypoints(a01, "fast", 0, 16))
+    assert heat.max() <= 1.0 and 0.9 * n < heat.sum() <= n + 1e-3
+    assert ((heat > 0) & (heat < 0.99)).sum() > n  # fractional weights, not whole pixels
+
+    with pytest.raises(ConfigError, match="teacher_subpixel_warps"):
+        TrainConfig(teacher_subpixel_warps=-1).validate()
+    with pytest.raises(ConfigError, match="harris or fast"):
+        TrainConfig(teacher_subpixel_warps=8, keypoint_teacher="sift").validate()
+    args = build_parser().parse_args(["train", "--out", "x", "--teacher-subpixel-warps", "16"])
+    assert args.teacher_subpixel_warps == 16

@@ -159,6 +159,15 @@ def add_parser(subparsers) -> None:
         "within PX pixels (0 = all keypoints; harris / fast teachers)",
     )
     p.add_argument(
+        "--teacher-subpixel-warps",
+        type=int,
+        default=d.teacher_subpixel_warps,
+        metavar="K",
+        help="sub-pixel teacher: each harris / fast corner moves to its mean position over K "
+        "fixed small warps of the crop and is spread over its four nearest pixels in the "
+        "teacher's map (0 = integer pixels)",
+    )
+    p.add_argument(
         "--infonce",
         type=float,
         default=d.infonce_weight,
@@ -277,6 +286,7 @@ def config_from_args(args):
         keypoint_weight=args.keypoint_distill,
         keypoint_teacher=args.keypoint_teacher,
         teacher_repeat_px=args.teacher_repeat_px,
+        teacher_subpixel_warps=args.teacher_subpixel_warps,
         max_perspective=args.max_perspective,
         max_log2_scale=args.max_log2_scale,
         infonce_weight=args.infonce,

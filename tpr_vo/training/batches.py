@@ -40,6 +40,7 @@ class DrawSpec:
     seed: int
     teacher: str  # "" = no teacher maps
     teacher_repeat_px: float = 0.0  # warmstart.teacher_maps' repeatable-keypoint filter
+    teacher_subpixel_warps: int = 0  # warmstart.teacher_maps' sub-pixel teacher
 
 
 def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> StepBatch:
@@ -53,7 +54,10 @@ def draw_step(spec: DrawSpec, step: int, batch_size: int, strength: float) -> St
 
     online, other = (pairs.image_b, pairs.image_a) if swap else (pairs.image_a, pairs.image_b)
     H_other = np.linalg.inv(pairs.H_b_a) if swap else pairs.H_b_a
-    heat = teacher_maps(online, spec.teacher, 0, other, H_other, spec.teacher_repeat_px)
+    heat = teacher_maps(
+        online, spec.teacher, 0, other, H_other, spec.teacher_repeat_px,
+        spec.teacher_subpixel_warps,
+    )  # fmt: skip
     return StepBatch(pairs, swap, heat)
 
 

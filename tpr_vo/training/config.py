@@ -46,6 +46,9 @@ class TrainConfig:
     # > 0: distil only the teacher's keypoints that it finds again in the pair's other view
     # within this many pixels (harris / fast teachers)
     teacher_repeat_px: float = 0.0
+    # > 0: the harris / fast teacher's corners averaged over this many small warps of the image
+    # (sub-pixel) and spread over their four nearest pixels in the teacher's maps
+    teacher_subpixel_warps: int = 0
     infonce_weight: float = 0.0  # > 0: TPR + InfoNCE variant
     infonce_temperature: float = 0.07
     warm_start_steps: int = 0  # SIFT distillation steps before TPR
@@ -93,6 +96,12 @@ class TrainConfig:
             raise ConfigError("train: teacher_repeat_px must be >= 0 (0 = off)")
         if self.teacher_repeat_px > 0 and self.keypoint_teacher == "sift":
             raise ConfigError("train: teacher_repeat_px needs keypoint_teacher harris or fast")
+        if self.teacher_subpixel_warps < 0:
+            raise ConfigError("train: teacher_subpixel_warps must be >= 0 (0 = off)")
+        if self.teacher_subpixel_warps > 0 and self.keypoint_teacher == "sift":
+            raise ConfigError(
+                "train: teacher_subpixel_warps needs keypoint_teacher harris or fast"
+            )
         if self.dead_leaves < 0:
             raise ConfigError("train: dead_leaves must be >= 0")
         if self.data_workers < 0:

@@ -44,6 +44,7 @@ class LossSettings:
     # > 0: the teacher's keypoints of view a count only when it finds them again in view b
     # within this many pixels (warmstart.repeatable_keypoints)
     teacher_repeat_px: float = 0.0
+    teacher_subpixel_warps: int = 0  # warmstart.teacher_maps' sub-pixel teacher
     infonce_weight: float = 0.0  # 0 = pure TPR
     infonce_temperature: float = 0.07
 
@@ -100,6 +101,7 @@ class TPRLearner(nn.Module):
         either way, so DDP syncs. `heat_a`: the keypoint teacher's (B, 1, H, W) maps of view a
         when drawn with the batch (`batches.draw_step`); else computed here."""
         repeat = {"image_b": image_b, "H_b_a": H_b_a, "repeat_px": settings.teacher_repeat_px}
+        repeat["subpixel_warps"] = settings.teacher_subpixel_warps
         if warm:
             from tpr_vo.training.warmstart import warm_start_loss
 

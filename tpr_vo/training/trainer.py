@@ -178,6 +178,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
         peaky_weight=cfg.peaky_weight, cell_pool=cfg.cell_pool,
         keypoint_weight=cfg.keypoint_weight, keypoint_teacher=cfg.keypoint_teacher,
         teacher_repeat_px=cfg.teacher_repeat_px, polish_peak_weight=cfg.polish_peak_weight,
+        teacher_subpixel_warps=cfg.teacher_subpixel_warps,
         infonce_weight=cfg.infonce_weight, infonce_temperature=cfg.infonce_temperature,
     )  # fmt: skip
     if rank == 0:
@@ -347,7 +348,7 @@ def _prefetcher(
     teacher = cfg.keypoint_teacher if uses_teacher and cfg.keypoint_teacher != "sift" else ""
     spec = DrawSpec(
         sampler.images, (cfg.crop_height, cfg.crop_width), sampler.limits,
-        cfg.seed + 7919 * rank, teacher, cfg.teacher_repeat_px,
+        cfg.seed + 7919 * rank, teacher, cfg.teacher_repeat_px, cfg.teacher_subpixel_warps,
     )  # fmt: skip
 
     def plan(step_i: int) -> tuple[int, float]:
