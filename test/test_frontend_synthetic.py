@@ -15,11 +15,13 @@ from tpr_vo.geometry.se3 import rotation_angle_deg
 NUM_FRAMES = 30
 
 
-def _run(
+def _drive(
     mode="mono", scale="none", kind="map", poses=None, black=(), noise_px=0.3, seed=0, **overrides
 ):
+    """VisualOdometry over the fake scene: (vo, results, true poses, scene points)."""
     poses = drive_poses(NUM_FRAMES) if poses is None else poses
-    backend = SceneBackend(road_scene(1800), poses, noise_px=noise_px, outlier_ratio=0.1)
+    scene = road_scene(1800)
+    backend = SceneBackend(scene, poses, noise_px=noise_px, outlier_ratio=0.1)
     # The fake backend's images are a fixed dot grid, not renders of the scene, so neither the
     # stereo disparity nor the road can be measured on them (test_stereo_refine,
     # test_road_scale and the KITTI tests cover those); the map-point ground plane is used.
@@ -37,8 +39,12 @@ def _run(
         image = np.zeros((480, 640), np.uint8) if i in black else backend.image(i)
         right = backend.image(i, right=True) if mode == "stereo" else None
         results.append(vo.process_frame(image, 0.1 * i, right, step_length_m=step))
-    est = np.stack([r.T_world_cam for r in results])
-    return results, est, poses
+    return vo, results, poses, scene
+
+
+def _run(*args, **kwargs):
+    _, results, poses, _ = _drive(*args, **kwargs)
+    return results, np.stack([r.T_world_cam for r in results]), poses
 
 
 def _pos_err(est, gt):
@@ -183,25 +189,6 @@ def test_pnp_starts_from_the_motion_model_when_it_fits(monkeypatch, min_ratio):
         assert len(calls) <= 3  # the first tracked frames, before the motion model has a speed
 
 
-def _run_vo(mode, scale, kind="map"):
-    poses = drive_poses(NUM_FRAMES)
-    scene = road_scene(1800)
-    backend = SceneBackend(scene, poses, noise_px=0.3, outlier_ratio=0.1)
-    overrides = {"frontend.stereo_subpixel": False, "frontend.road_scale": False}
-    cfg = replace(
-        VoConfig(),
-        **{"frontend.mode": mode, "frontend.scale": scale, "frontend.kind": kind},
-        **overrides,
-    )
-    vo = VisualOdometry(cfg, INTRINSICS, backend=backend)
-    results = []
-    for i in range(len(poses)):
-        step = float(np.linalg.norm(poses[i, :3, 3] - poses[i - 1, :3, 3])) if i else 0.0
-        right = backend.image(i, right=True) if mode == "stereo" else None
-        results.append(vo.process_frame(backend.image(i), 0.1 * i, right, step_length_m=step))
-    return vo, results, scene
-
-
 @pytest.mark.parametrize(
     "mode,scale,max_median_m", [("stereo", "none", 0.15), ("mono", "gt", 0.25)]
 )
@@ -210,7 +197,7 @@ def test_map_points_lie_on_the_scene(mode, scale, max_median_m):
     sit on the scene's true points (measured: 0.09 m stereo, 0.14 m mono gt; 0.3 px noise)."""
     from scipy.spatial import cKDTree
 
-    vo, results, scene = _run_vo(mode, scale)
+    vo, results, _, scene = _drive(mode, scale)
     points = vo.map_points_world()
     assert points.shape == (len(vo._tracker.map), 3) and len(points) > 300
     near = np.linalg.norm(points - results[-1].T_world_cam[:3, 3], axis=1) < 30.0
@@ -221,7 +208,7 @@ def test_map_points_lie_on_the_scene(mode, scale, max_median_m):
 def test_map_points_move_with_the_output_chain():
     """Scale "gt": the output poses are not the map-frame poses, and the points are moved so
     that, seen from the returned pose, they sit where the map frame has them from its own."""
-    vo, results, _ = _run_vo("mono", "gt")
+    vo, results, _, _ = _drive("mono", "gt")
     tracker = vo._tracker
     T_out, T_map = results[-1].T_world_cam, tracker._T_map_last
     assert not np.allclose(T_out[:3, 3], T_map[:3, 3], atol=1e-3)  # the two frames differ
@@ -231,5 +218,5 @@ def test_map_points_move_with_the_output_chain():
 
 
 def test_f2f_frontend_has_no_map_points():
-    vo, _, _ = _run_vo("mono", "gt", kind="f2f")
+    vo, _, _, _ = _drive("mono", "gt", kind="f2f")
     assert vo.map_points_world().shape == (0, 3)
