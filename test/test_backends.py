@@ -81,7 +81,7 @@ def test_onnxruntime_matches_torch_on_kitti06(kitti06, random_model_files):
     assert_parity(*random_model_files, kitti_frames(kitti06))
 
 
-@pytest.mark.parametrize("stem", ["tpr_small", "tpr_large"])
+@pytest.mark.parametrize("stem", ["tpr_small", "tpr_large", "tpr_large_subpix"])
 def test_shipped_model_onnx_matches_its_checkpoint(kitti06, stem):
     pt, onnx = ROOT / "models" / f"{stem}.pt", ROOT / "models" / f"{stem}.onnx"
     assert pt.is_file() and onnx.is_file(), f"{stem} ships in models/"
