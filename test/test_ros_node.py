@@ -327,6 +327,7 @@ def test_map_points_in_odom_equal_the_offline_map_and_only_when_enabled(kitti06)
 
     from tpr_vo.features import create_backend
     from tpr_vo.frontend import VisualOdometry
+    from tpr_vo.geometry.se3 import transform_points
     from tpr_vo.ros.conversions import stamp_to_seconds
 
     frames = KittiFrames(kitti06, 5)
@@ -359,7 +360,7 @@ def test_map_points_in_odom_equal_the_offline_map_and_only_when_enabled(kitti06)
         for image, t in zip(frames.images, frames.times_s):
             vo.process_frame(image, t)
         T_bc = T_base_cam_from_config(node.config.camera)
-        expected = vo.map_points_world() @ T_bc[:3, :3].T + T_bc[:3, 3]
+        expected = transform_points(T_bc, vo.map_points_world())
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
         assert np.median(got[:, 0]) > 2.0  # ahead of the car, which drives along odom +x
 

@@ -127,8 +127,7 @@ class MapTracker:
         externally scaled output chain (scale "gt", road scale) the map frame drifts from the
         output frame, so the points are moved by the transform that takes the last tracked
         map-frame pose to its output pose: they line up with the current camera."""
-        T_out_map = self._T_out_last @ invert(self._T_map_last)
-        return self.map.points_w @ T_out_map[:3, :3].T + T_out_map[:3, 3]
+        return transform_points(self._T_out_last @ invert(self._T_map_last), self.map.points_w)
 
     def reinitialize(self, T_world_cam: np.ndarray) -> None:
         """Drop the map; the next frames initialise a new one anchored at the predicted pose."""

@@ -39,6 +39,7 @@ from std_srvs.srv import Trigger
 
 from tpr_vo.errors import ConfigError, DataError, TprVoError
 from tpr_vo.frontend import ExtractedFrame, extract_frame
+from tpr_vo.geometry.se3 import transform_points
 from tpr_vo.prefetch import features_for_prefetch
 from tpr_vo.ros.body_frame import BodyOdometryTracker, T_base_cam_from_config
 from tpr_vo.ros.conversions import (
@@ -393,8 +394,7 @@ class VoNode(Node):
         if self._tf is not None:
             self._tf.sendTransform(transform_msg(sample, ros.odom_frame, ros.base_frame))
         if points_world is not None:
-            T = self._tracker.T_base_cam
-            points_odom = points_world @ T[:3, :3].T + T[:3, 3]
+            points_odom = transform_points(self._tracker.T_base_cam, points_world)
             self._points_pub.publish(points_msg(points_odom, ros.odom_frame, sample.stamp_s))
 
     def _publish_diagnostics(self) -> None:

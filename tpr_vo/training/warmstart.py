@@ -96,6 +96,9 @@ def teacher_keypoints(
     return pts
 
 
+_FAST = cv2.FastFeatureDetector_create(threshold=20, nonmaxSuppression=True)  # the FAST teacher
+
+
 def _corners(gray: np.ndarray, teacher: str, max_keypoints: int) -> np.ndarray:
     if teacher == "harris":
         pts = cv2.goodFeaturesToTrack(
@@ -104,12 +107,10 @@ def _corners(gray: np.ndarray, teacher: str, max_keypoints: int) -> np.ndarray:
         return (
             np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2).astype(np.float32)
         )
-    kps = cv2.FastFeatureDetector_create(threshold=20, nonmaxSuppression=True).detect(gray)
+    kps = _FAST.detect(gray)
     kps = sorted(kps, key=lambda k: -k.response)[:max_keypoints]
     return np.array([k.pt for k in kps], np.float32).reshape(-1, 2)  # FAST: pixel centres
 
-
-_FAST = cv2.FastFeatureDetector_create(threshold=20, nonmaxSuppression=True)
 
 # Warps of `average_over_warps`: rotation within +-15 degrees, scale within +-10 %, shifts of up to
 # half a pixel, about the image centre; drawn once, so every image sees the same warps.
